@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# build.sh — build, demo, test, benchmark and install rkt.
+#
+#   ./build.sh            build build/bin/rkt, build/stage1-images/*.aci and
+#                         the sample image build/images/hello.aci
+#   ./build.sh demo       build, then run the sample image in a pod (root)
+#   ./build.sh test       install what the tests need (apt), build, run all tests
+#   ./build.sh bench      run the benchmarks against their peers (root)
+#   ./build.sh install    install to /usr/bin and /usr/lib/rkt with dist/ files
+#
+# Only the Go module proxy (and Debian's archive, for `test`) is reached.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+B=$ROOT/build
+export CGO_ENABLED=0
+GOARCH=$(go env GOARCH)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+build_fly() {
+	local d=$B/tmp/stage1-fly
+	rm -rf "$d" && mkdir -p "$d/rootfs"
+	go build -trimpath -ldflags="-s -w" -o "$d/rootfs/fly" ./stage1-fly
+	for e in run enter stop gc; do ln -s fly "$d/rootfs/$e"; done
+	"$B/tmp/mkaci" --manifest stage1-fly/manifest.json --rootfs "$d/rootfs" "$B/stage1-images/stage1-fly.aci"
+}
+
+build_host_stage1() {
+	if [ ! -x stage1/mkrootfs.sh ] || [ ! -d stage1/host ]; then
+		return 0
+	fi
+	if ! command -v systemd-nspawn >/dev/null; then
+		log "systemd-nspawn not installed: skipping stage1-host.aci (apt-get install systemd-container)"
+		return 0
+	fi
+	local d=$B/tmp/stage1-host
+	rm -rf "$d" && mkdir -p "$d/bin"
+	go build -trimpath -ldflags="-s -w" -o "$d/bin/stage1-host" ./stage1/host
+	go build -trimpath -ldflags="-s -w" -o "$d/bin/stage2" ./stage2/cmd/stage2
+	stage1/mkrootfs.sh "$d/image" "$d/bin"
+	"$B/tmp/mkaci" --manifest "$d/image/manifest" --rootfs "$d/image/rootfs" "$B/stage1-images/stage1-host.aci"
+}
+
+build_sample() {
+	local d=$B/tmp/sample
+	rm -rf "$d" && mkdir -p "$d/rootfs"
+	go build -trimpath -ldflags="-s -w" -o "$d/rootfs/hello" ./dist/sample-image
+	sed "s/\"amd64\"/\"$GOARCH\"/" dist/sample-image/manifest.json >"$d/manifest.json"
+	"$B/tmp/mkaci" --manifest "$d/manifest.json" --rootfs "$d/rootfs" "$B/images/hello.aci"
+}
+
+build() {
+	mkdir -p "$B/bin" "$B/stage1-images" "$B/images" "$B/tmp"
+	log "building rkt"
+	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt" ./stage0/cmd/rkt
+	go build -o "$B/tmp/mkaci" ./aci/acibuild/mkaci
+	log "building stage1 images"
+	build_fly
+	build_host_stage1
+	log "building the sample image"
+	build_sample
+	log "built: $B/bin/rkt, $(cd "$B" && ls stage1-images/*.aci images/*.aci | tr '\n' ' ')"
+}
+
+need_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "build.sh $1: needs root (pods need mounts and namespaces)" >&2
+		exit 1
+	fi
+}
+
+demo() {
+	need_root demo
+	build
+	local stage1=()
+	if [ ! -e "$B/stage1-images/stage1-host.aci" ]; then
+		stage1=(--stage1-path="$B/stage1-images/stage1-fly.aci")
+	fi
+	log "running the sample image in a pod"
+	set -x
+	"$B/bin/rkt" --dir="$B/demo-data" --insecure-options=image run "${stage1[@]}" "$B/images/hello.aci"
+}
+
+# Debian packages the tests use: systemd-nspawn and machined for the default
+# stage1, busybox for test images with a shell, dbus for machined, gpg for
+# keys made by a real gpg, runc for the benchmark peer.
+TEST_PACKAGES="systemd-container busybox-static dbus gpg runc iproute2"
+
+install_test_deps() {
+	local missing=()
+	for p in $TEST_PACKAGES; do
+		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing ${missing[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+}
+
+run_tests() {
+	need_root test
+	install_test_deps
+	build
+	log "go vet"
+	go vet ./...
+	log "go test"
+	# Functional tests build their own binaries and images from Go; the
+	# built tree above is what the README's demo uses.
+	go test -count=1 -timeout 40m ./...
+}
+
+bench() {
+	need_root bench
+	install_test_deps
+	build
+	bash tests/bench/bench.sh "$B"
+}
+
+install() {
+	need_root install
+	build
+	install -D -m 0755 "$B/bin/rkt" /usr/bin/rkt
+	install -d /usr/lib/rkt/stage1-images
+	install -m 0644 "$B"/stage1-images/*.aci /usr/lib/rkt/stage1-images/
+	install -D -m 0644 dist/systemd/rkt-gc.service /usr/lib/systemd/system/rkt-gc.service
+	install -D -m 0644 dist/systemd/rkt-gc.timer /usr/lib/systemd/system/rkt-gc.timer
+	log "installed /usr/bin/rkt and /usr/lib/rkt/stage1-images"
+}
+
+case "${1:-build}" in
+build) build ;;
+demo) demo ;;
+test) run_tests ;;
+bench) bench ;;
+install) install ;;
+*)
+	echo "usage: $0 [build|demo|test|bench|install]" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/spf13/cobra"
+
+	"github.com/rktng/rkt/aci/store"
+	"github.com/rktng/rkt/common/pod"
+)
+
+func newImageGCCommand(g *globals) *cobra.Command {
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Garbage collect local store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runImageGC(g, grace)
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace-period", 24*time.Hour, "duration to wait since an image was last used before removing it")
+	return cmd
+}
+
+// runImageGC removes rendered trees no pod uses, images not used within the
+// grace period (except those of existing pods), and the store's debris.
+func runImageGC(g *globals, grace time.Duration) error {
+	st, err := g.openStore()
+	if err != nil {
+		return err
+	}
+	inUse, err := treesInUse(g)
+	if err != nil {
+		return err
+	}
+	imgsInUse, err := imagesInUse(g)
+	if err != nil {
+		return err
+	}
+	var errs *multierror.Error
+	infos, err := st.List()
+	if err != nil {
+		return fmt.Errorf("listing images: %w", err)
+	}
+	now := time.Now()
+	for _, i := range infos {
+		last := i.LastUsed
+		if last.IsZero() {
+			last = i.ImportTime
+		}
+		if imgsInUse[i.ID] || now.Sub(last) < grace {
+			continue
+		}
+		if err := st.Remove(i.ID); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("removing image %s: %w", i.ID, err))
+			continue
+		}
+		fmt.Fprintf(g.stdout, "successfully removed aci for image: %q\n", i.ID)
+	}
+	if err := removeUnusedTrees(g, st, inUse); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	if err := st.GC(time.Hour); err != nil {
+		errs = multierror.Append(errs, fmt.Errorf("cleaning store debris: %w", err))
+	}
+	return errs.ErrorOrNil()
+}
+
+// treesInUse lists the tree store IDs that pods on disk refer to: their
+// rootfs may be overlays on top of them.
+func treesInUse(g *globals) (map[string]bool, error) {
+	pods, err := pod.List(g.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	used := map[string]bool{}
+	for _, p := range pods {
+		dir := p.Path()
+		ids := []string{readTrimmed(dir + "/" + pod.Stage1TreeFile)}
+		if entries, err := os.ReadDir(dir + "/" + pod.AppsInfoDir); err == nil {
+			for _, e := range entries {
+				ids = append(ids, readTrimmed(pod.AppTreeStoreIDPath(dir, e.Name())))
+			}
+		}
+		for _, id := range ids {
+			if id != "" {
+				used[id] = true
+			}
+		}
+		p.Close()
+	}
+	return used, nil
+}
+
+// imagesInUse lists the images of pods on disk (apps and stage1).
+func imagesInUse(g *globals) (map[string]bool, error) {
+	pods, err := pod.List(g.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	used := map[string]bool{}
+	for _, p := range pods {
+		if pm, _, err := p.Manifest(); err == nil {
+			for _, a := range pm.Apps {
+				used[a.Image.ID.String()] = true
+			}
+		}
+		p.Close()
+	}
+	return used, nil
+}
+
+func removeUnusedTrees(g *globals, st *store.Store, inUse map[string]bool) error {
+	trees, err := st.ListTrees()
+	if err != nil {
+		return fmt.Errorf("listing rendered images: %w", err)
+	}
+	var errs *multierror.Error
+	for _, t := range trees {
+		if inUse[t] {
+			continue
+		}
+		if err := st.RemoveTree(t); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = multierror.Append(errs, fmt.Errorf("removing rendered image %s: %w", t, err))
+			continue
+		}
+		g.debugf("removed rendered image %s", t)
+	}
+	return errs.ErrorOrNil()
+}
+
+func readTrimmed(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rktng/rkt/common/pod"
+)
+
+type listFlags struct {
+	Full     bool
+	NoLegend bool
+	Format   string
+}
+
+func newListCommand(g *globals) *cobra.Command {
+	var f listFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runList(g, f)
+		},
+	}
+	cmd.Flags().BoolVar(&f.Full, "full", false, "use long output format")
+	cmd.Flags().BoolVar(&f.NoLegend, "no-legend", false, "suppress a legend with the list")
+	cmd.Flags().StringVar(&f.Format, "format", "", "choose the output format: json, json-pretty")
+	return cmd
+}
+
+func runList(g *globals, f listFlags) error {
+	if err := checkFormat(f.Format); err != nil {
+		return err
+	}
+	pods, err := pod.List(g.Dir)
+	if err != nil {
+		return fmt.Errorf("listing pods in %s: %w", g.Dir, err)
+	}
+	infos := make([]podJSON, 0, len(pods))
+	for _, p := range pods {
+		infos = append(infos, describePod(p))
+		p.Close()
+	}
+	if f.Format != "" {
+		return printJSON(g.stdout, infos, f.Format)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 8, 1, '\t', 0)
+	if !f.NoLegend {
+		if f.Full {
+			fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tIMAGE ID\tSTATE\tCREATED\tSTARTED\tNETWORKS")
+		} else {
+			fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED\tNETWORKS")
+		}
+	}
+	for _, j := range infos {
+		uuid := j.Name
+		if !f.Full {
+			uuid = uuid[:8]
+		}
+		nets := netsString(j.Networks)
+		created, started := humanTime(j.created, f.Full), humanTime(j.started, f.Full)
+		if len(j.Apps) == 0 {
+			if f.Full {
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\t%s\t%s\n", uuid, j.State, created, started, nets)
+			} else {
+				fmt.Fprintf(tw, "%s\t-\t-\t%s\t%s\t%s\t%s\n", uuid, j.State, created, started, nets)
+			}
+			continue
+		}
+		for i, a := range j.Apps {
+			if i > 0 {
+				uuid = ""
+			}
+			if f.Full {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, a.Name, j.imageName[a.Name], a.ImageID, j.State, created, started, nets)
+			} else {
+				id := a.ImageID
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, a.Name, j.imageName[a.Name], j.State, created, started, nets)
+				_ = id
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+func netsString(nets []netJSON) string {
+	var parts []string
+	for _, n := range nets {
+		parts = append(parts, n.NetName+":ip4="+n.IP)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rktng/rkt/common/pod"
+)
+
+// podJSON is rkt's JSON shape of a pod (status --format=json, list
+// --format=json); clients such as Nomad and rktlet parse it.
+type podJSON struct {
+	Name            string            `json:"name"`
+	State           string            `json:"state"`
+	Networks        []netJSON         `json:"networks,omitempty"`
+	AppNames        []string          `json:"app_names,omitempty"`
+	Apps            []appJSON         `json:"apps,omitempty"`
+	CreatedAt       *int64            `json:"created_at,omitempty"`
+	StartedAt       *int64            `json:"started_at,omitempty"`
+	UserAnnotations map[string]string `json:"user_annotations,omitempty"`
+	UserLabels      map[string]string `json:"user_labels,omitempty"`
+
+	// Text output needs these; they are not part of rkt's JSON.
+	pid       int
+	exited    bool
+	created   time.Time
+	started   time.Time
+	imageName map[string]string
+}
+
+type netJSON struct {
+	NetName    string `json:"netName"`
+	NetConf    string `json:"netConf"`
+	PluginPath string `json:"pluginPath"`
+	IfName     string `json:"ifName"`
+	IP         string `json:"ip"`
+	Args       string `json:"args"`
+	Mask       string `json:"mask"`
+}
+
+type appJSON struct {
+	Name            string            `json:"name"`
+	State           string            `json:"state"`
+	CreatedAt       *int64            `json:"created_at,omitempty"`
+	StartedAt       *int64            `json:"started_at,omitempty"`
+	FinishedAt      *int64            `json:"finished_at,omitempty"`
+	ExitCode        *int              `json:"exit_code,omitempty"`
+	ImageID         string            `json:"image_id"`
+	Mounts          []mountJSON       `json:"mounts,omitempty"`
+	UserAnnotations map[string]string `json:"user_annotations,omitempty"`
+	UserLabels      map[string]string `json:"user_labels,omitempty"`
+}
+
+type mountJSON struct {
+	Name          string `json:"name"`
+	ContainerPath string `json:"container_path"`
+	HostPath      string `json:"host_path"`
+	ReadOnly      bool   `json:"read_only"`
+}
+
+// describePod reads what rkt knows about p. A pod whose manifest cannot be
+// read yet (embryo, preparing) is described by its state alone.
+func describePod(p *pod.Pod) podJSON {
+	j := podJSON{Name: p.UUID.String(), State: p.State().JSONName(), imageName: map[string]string{}}
+	j.created = p.CreatedAt()
+	if !j.created.IsZero() {
+		s := j.created.Unix()
+		j.CreatedAt = &s
+	}
+	if t, ok := p.StartedAt(); ok {
+		j.started = t
+		s := t.Unix()
+		j.StartedAt = &s
+	}
+	running := p.State() == pod.Running
+	j.exited = p.State().AfterRun()
+	if running {
+		if pid, err := p.PID(); err == nil {
+			j.pid = pid
+		}
+	}
+	pm, _, err := p.Manifest()
+	if err != nil {
+		return j
+	}
+	if len(pm.UserAnnotations) > 0 {
+		j.UserAnnotations = pm.UserAnnotations
+	}
+	if len(pm.UserLabels) > 0 {
+		j.UserLabels = pm.UserLabels
+	}
+	vols := map[string]string{}
+	ro := map[string]bool{}
+	for _, v := range pm.Volumes {
+		vols[v.Name.String()] = v.Source
+		if v.ReadOnly != nil {
+			ro[v.Name.String()] = *v.ReadOnly
+		}
+	}
+	for _, ra := range pm.Apps {
+		name := ra.Name.String()
+		a := appJSON{Name: name, ImageID: ra.Image.ID.String(), State: "created"}
+		if ra.Image.Name != nil {
+			j.imageName[name] = ra.Image.Name.String()
+			if v, ok := ra.Image.Labels.Get("version"); ok {
+				j.imageName[name] += ":" + v
+			}
+		}
+		if j.CreatedAt != nil {
+			ns := j.created.UnixNano()
+			a.CreatedAt = &ns
+		}
+		if j.StartedAt != nil {
+			ns := j.started.UnixNano()
+			a.StartedAt = &ns
+		}
+		if ra.App != nil {
+			if len(ra.App.UserAnnotations) > 0 {
+				a.UserAnnotations = ra.App.UserAnnotations
+			}
+			if len(ra.App.UserLabels) > 0 {
+				a.UserLabels = ra.App.UserLabels
+			}
+		}
+		for _, m := range ra.Mounts {
+			a.Mounts = append(a.Mounts, mountJSON{Name: m.Volume.String(), ContainerPath: m.Path,
+				HostPath: vols[m.Volume.String()], ReadOnly: ro[m.Volume.String()]})
+		}
+		switch {
+		case running || j.exited:
+			if code, err := p.AppExitCode(name); err == nil {
+				a.State = "exited"
+				a.ExitCode = &code
+				if finished, ok := p.ExitedAt(); ok {
+					ns := finished.UnixNano()
+					a.FinishedAt = &ns
+				}
+			} else if running {
+				a.State = "running"
+			} else {
+				a.State = "exited"
+			}
+		case p.State() != pod.Prepared:
+			a.State = "unknown"
+		}
+		j.AppNames = append(j.AppNames, name)
+		j.Apps = append(j.Apps, a)
+	}
+	return j
+}
+
+// printJSON prints v on one line (or indented for json-pretty).
+func printJSON(w io.Writer, v any, format string) error {
+	var b []byte
+	var err error
+	if format == "json-pretty" {
+		b, err = json.MarshalIndent(v, "", "\t")
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return fmt.Errorf("encoding JSON: %w", err)
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func checkFormat(f string) error {
+	switch f {
+	case "", "json", "json-pretty":
+		return nil
+	}
+	return usageErrorf("--format %q: want json or json-pretty", f)
+}
+
+// humanTime is rkt's relative time ("3 minutes ago").
+func humanTime(t time.Time, full bool) string {
+	if t.IsZero() {
+		return ""
+	}
+	if full {
+		return t.Format("2006-01-02 15:04:05.000 -0700 MST")
+	}
+	d := time.Since(t)
+	switch {
+	case d < 2*time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
+	case d < 2*time.Minute:
+		return "1 minute ago"
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 2*time.Hour:
+		return "1 hour ago"
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rktng/rkt/aci/store"
+	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/stage0/prepare"
+)
+
+func newPrepareCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:                "prepare [--volume=name,kind=host,...] IMAGE [-- image-args...[---]]...",
+		Short:              "Prepare a pod to be run later with run-prepared",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPrepare(g, args)
+		},
+	}
+}
+
+func runPrepare(g *globals, args []string) error {
+	var pf podFlags
+	fs := pf.flagSet(g, "prepare", false)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if err := g.finish(); err != nil {
+		return err
+	}
+	p, st, err := preparePod(g, &pf, fs.Args())
+	if err != nil {
+		return err
+	}
+	p.Close()
+	_ = st
+	_, err = fmt.Fprintln(g.stdout, p.UUID.String())
+	return err
+}
+
+// preparePod does the common first half of run and prepare: images in the
+// store, the pod manifest, the pod directory. The pod is returned prepared.
+func preparePod(g *globals, pf *podFlags, rest []string) (*pod.Pod, *store.Store, error) {
+	apps, err := parseApps(rest)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pf.PodManifest != "" && len(apps) > 0 {
+		return nil, nil, usageErrorf("--pod-manifest cannot be used with images")
+	}
+	if pf.PodManifest == "" && len(apps) == 0 {
+		return nil, nil, usageErrorf("no image given")
+	}
+	if pf.Interactive && len(apps) > 1 {
+		return nil, nil, usageErrorf("--interactive needs exactly one app, got %d", len(apps))
+	}
+	st, err := g.openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := pf.prepareOptions(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := g.resolver(st, pf.PullPolicy)
+	if err != nil {
+		return nil, nil, err
+	}
+	var used []string
+	for _, a := range apps {
+		key, err := res.Resolve(a.image, a.flags.Signature)
+		if err != nil {
+			return nil, nil, err
+		}
+		pa, err := a.toPrepareApp(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Apps = append(opts.Apps, pa)
+		used = append(used, key)
+	}
+	var cfg prepare.Config
+	if pf.PodManifest != "" {
+		cfg.Manifest, err = prepare.LoadPodManifest(pf.PodManifest, st)
+	} else {
+		cfg.Manifest, _, err = prepare.BuildManifest(st, opts)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if pf.Interactive && len(cfg.Manifest.Apps) > 1 {
+		return nil, nil, usageErrorf("--interactive needs exactly one app, got %d", len(cfg.Manifest.Apps))
+	}
+	if cfg.Stage1Key, err = g.stage1Key(st, pf.stage1Flags); err != nil {
+		return nil, nil, err
+	}
+	cfg.DataDir, cfg.NoOverlay, cfg.Debugf = g.Dir, pf.NoOverlay, g.debugf
+	p, err := prepare.Prepare(st, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.markUsed(st, append(used, cfg.Stage1Key)...)
+	if pf.UUIDFileSave != "" {
+		if err := pod.WriteUUIDFile(pf.UUIDFileSave, p.UUID.String()); err != nil {
+			p.Close()
+			return nil, nil, fmt.Errorf("saving pod UUID to %s: %w", pf.UUIDFileSave, err)
+		}
+	}
+	return p, st, nil
+}
+
+// prepareOptions gathers the pod-level options of the pod flags.
+func (pf *podFlags) prepareOptions(g *globals) (prepare.Options, error) {
+	opts := prepare.Options{InheritEnv: pf.InheritEnv, Warn: g.warnf}
+	if pf.Hostname != "" {
+		opts.Annotations.Set(hostnameAnnotation, pf.Hostname)
+	}
+	var err error
+	if opts.Volumes, err = parseVolumes(pf.Volumes); err != nil {
+		return opts, err
+	}
+	if opts.Mounts, err = parseMounts(pf.Mounts); err != nil {
+		return opts, err
+	}
+	if opts.Ports, err = parsePorts(pf.Ports); err != nil {
+		return opts, err
+	}
+	if pf.SetEnvFile != "" {
+		if opts.SetEnv, err = readEnvFile(pf.SetEnvFile); err != nil {
+			return opts, err
+		}
+	}
+	env, err := parseEnv(pf.SetEnv, "--set-env")
+	if err != nil {
+		return opts, err
+	}
+	for _, e := range env {
+		opts.SetEnv.Set(e.Name, e.Value)
+	}
+	if opts.UserAnnotations, err = parseMap(pf.UserAnnotation, "--user-annotation"); err != nil {
+		return opts, err
+	}
+	if opts.UserLabels, err = parseMap(pf.UserLabel, "--user-label"); err != nil {
+		return opts, err
+	}
+	return opts, nil
+}

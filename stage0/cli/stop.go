@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/spf13/cobra"
+
+	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/stage0/launch"
+)
+
+type stopFlags struct {
+	Force    bool
+	UUIDFile string
+}
+
+func newStopCommand(g *globals) *cobra.Command {
+	var f stopFlags
+	cmd := &cobra.Command{
+		Use:   "stop --uuid-file=FILE | UUID ...",
+		Short: "Stop one or more pods",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStop(g, f, args)
+		},
+	}
+	cmd.Flags().BoolVar(&f.Force, "force", false, "forced stopping")
+	cmd.Flags().StringVar(&f.UUIDFile, "uuid-file", "", "read pod UUID from file instead of argument")
+	return cmd
+}
+
+func runStop(g *globals, f stopFlags, args []string) error {
+	if f.UUIDFile != "" {
+		if len(args) > 0 {
+			return usageErrorf("give either UUIDs or --uuid-file, not both")
+		}
+		args = []string{""}
+	}
+	if len(args) == 0 {
+		return usageErrorf("no pod UUID given")
+	}
+	var errs *multierror.Error
+	for _, a := range args {
+		if err := stopOne(g, f, a); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+func stopOne(g *globals, f stopFlags, arg string) error {
+	p, err := g.loadPod(arg, f.UUIDFile)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if p.State() != pod.Running {
+		return fmt.Errorf("pod %s is %s, not running: %w", p.UUID, p.State(), pod.ErrBadState)
+	}
+	if err := launch.CallStop(p.Path(), p.UUID.String(), f.Force); err != nil {
+		return fmt.Errorf("stopping pod %s: %w", p.UUID, err)
+	}
+	_, err = fmt.Fprintf(g.stdout, "%q\n", p.UUID.String())
+	return err
+}

@@ -1,0 +1,265 @@
+// Package images turns the image arguments of rkt's commands (paths,
+// file:// URLs, image IDs, names with labels, remote references) into keys
+// of the image store, fetching and verifying what is not there yet.
+package images
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/aci/store"
+)
+
+// ErrUntrusted is wrapped when an image cannot be verified and
+// --insecure-options=image was not given.
+var ErrUntrusted = errors.New("image signature not verified")
+
+// PullPolicy says when a remote image is fetched again.
+type PullPolicy string
+
+// Pull policies, as rkt's --pull-policy.
+const (
+	PullNew    PullPolicy = "new"
+	PullUpdate PullPolicy = "update"
+	PullNever  PullPolicy = "never"
+)
+
+// ParsePullPolicy validates s.
+func ParsePullPolicy(s string) (PullPolicy, error) {
+	switch p := PullPolicy(s); p {
+	case PullNew, PullUpdate, PullNever:
+		return p, nil
+	}
+	return "", fmt.Errorf("--pull-policy %q: want new, update or never", s)
+}
+
+// Fetcher fetches what is not a local file or store reference: https,
+// discovery names, docker. It is provided by aci/fetch.
+type Fetcher interface {
+	FetchImage(ref, sigPath string, policy PullPolicy) (key string, err error)
+}
+
+// Resolver resolves image arguments to store keys.
+type Resolver struct {
+	Store *store.Store
+	// InsecureImage accepts images without a verified signature.
+	InsecureImage bool
+	// Verify checks a local image file against its detached signature;
+	// nil means no trust store is available.
+	Verify func(name string, image io.ReadSeeker, sig io.Reader) error
+	// Remote handles everything that is not a file or already stored.
+	Remote Fetcher
+	Policy PullPolicy
+}
+
+// Kind classifies an image argument.
+type Kind int
+
+// Argument kinds.
+const (
+	KindFile Kind = iota
+	KindID
+	KindName
+	KindRemote
+)
+
+// Classify tells what kind of reference arg is.
+func Classify(arg string) Kind {
+	switch {
+	case strings.HasPrefix(arg, "file://"):
+		return KindFile
+	case strings.HasPrefix(arg, "sha512-"):
+		return KindID
+	case strings.HasPrefix(arg, "https://"), strings.HasPrefix(arg, "http://"),
+		strings.HasPrefix(arg, "docker://"), strings.HasPrefix(arg, "docker:"):
+		return KindRemote
+	case strings.HasPrefix(arg, "/"), strings.HasPrefix(arg, "./"), strings.HasPrefix(arg, "../"),
+		strings.HasSuffix(arg, ".aci"):
+		return KindFile
+	}
+	if _, err := os.Stat(arg); err == nil {
+		return KindFile
+	}
+	return KindName
+}
+
+// Resolve returns the store key of the image arg, importing it if needed.
+// sigPath is the --signature given for it, if any.
+func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
+	switch Classify(arg) {
+	case KindFile:
+		path := arg
+		if strings.HasPrefix(arg, "file://") {
+			u, err := url.Parse(arg)
+			if err != nil {
+				return "", fmt.Errorf("image %q: bad file URL: %w", arg, err)
+			}
+			path = u.Path
+		}
+		return r.importFile(path, sigPath)
+	case KindID:
+		key, err := r.Store.ResolveKey(arg)
+		if err != nil {
+			return "", fmt.Errorf("image %q: %w", arg, err)
+		}
+		return key, nil
+	case KindName:
+		if r.Policy != PullUpdate {
+			key, err := r.byName(arg)
+			if err == nil || !errors.Is(err, store.ErrNotFound) || r.Policy == PullNever || r.Remote == nil {
+				return key, err
+			}
+		}
+	}
+	if r.Remote == nil {
+		return "", fmt.Errorf("image %q: fetching from the network is not supported by this build", arg)
+	}
+	return r.Remote.FetchImage(arg, sigPath, r.Policy)
+}
+
+// ImportFile imports the ACI at path, verifying its signature unless
+// insecure.
+func (r *Resolver) importFile(path, sigPath string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("opening image %s: %w", path, err)
+	}
+	defer f.Close()
+	if !r.InsecureImage {
+		if err := r.verifyFile(path, f, sigPath); err != nil {
+			return "", err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", fmt.Errorf("rewinding image %s: %w", path, err)
+		}
+	}
+	// A file already imported and unchanged since (same inode, size, mtime
+	// and ctime, which no one can set back) is not hashed again.
+	abs, _ := filepath.Abs(path)
+	cacheURL := "file://" + abs
+	ident, identErr := fileIdentity(f)
+	if identErr == nil {
+		if rem, err := r.Store.GetRemote(cacheURL); err == nil && rem.ETag == ident {
+			if _, err := r.Store.Info(rem.BlobKey); err == nil {
+				return rem.BlobKey, nil
+			}
+		}
+	}
+	info, err := r.Store.Import(f, store.ImportOptions{})
+	if err != nil {
+		return "", fmt.Errorf("importing image %s: %w", path, err)
+	}
+	if identErr == nil {
+		// Losing the cache record only costs a re-hash next time.
+		_ = r.Store.SetRemote(&store.Remote{URL: cacheURL, ETag: ident, BlobKey: info.ID, DownloadTime: time.Now()})
+	}
+	return info.ID, nil
+}
+
+func fileIdentity(f *os.File) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("file:%d:%d:%d:%d.%d:%d.%d", st.Dev, st.Ino, st.Size,
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
+}
+
+func (r *Resolver) verifyFile(path string, f io.ReadSeeker, sigPath string) error {
+	if sigPath == "" {
+		sigPath = path + ".asc"
+	}
+	sig, err := os.Open(sigPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("image %s: no signature at %s (use --signature, or --insecure-options=image to run unsigned images): %w", path, sigPath, ErrUntrusted)
+		}
+		return fmt.Errorf("image %s: opening signature: %w", path, err)
+	}
+	defer sig.Close()
+	if r.Verify == nil {
+		return fmt.Errorf("image %s: no trust store to verify %s against (use --insecure-options=image): %w", path, filepath.Base(sigPath), ErrUntrusted)
+	}
+	if err := r.Verify(path, f, sig); err != nil {
+		return fmt.Errorf("image %s: %w", path, err)
+	}
+	return nil
+}
+
+// byName finds a stored image by "name[:version][,label=value...]",
+// defaulting os and arch to the host's as rkt does.
+func (r *Resolver) byName(arg string) (string, error) {
+	name, labels, err := ParseName(arg)
+	if err != nil {
+		return "", err
+	}
+	key, err := r.Store.GetACI(name, labels)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", arg, err)
+	}
+	return key, nil
+}
+
+// ParseName parses "name[:version][,label=value...]" (appc's app string).
+func ParseName(arg string) (types.ACIdentifier, types.Labels, error) {
+	app, err := parseAppString(arg)
+	if err != nil {
+		return "", nil, fmt.Errorf("image name %q: %w", arg, err)
+	}
+	return app.name, app.labels, nil
+}
+
+type appString struct {
+	name   types.ACIdentifier
+	labels types.Labels
+}
+
+func parseAppString(s string) (appString, error) {
+	parts := strings.Split(s, ",")
+	nameVer := parts[0]
+	labels := map[types.ACIdentifier]string{}
+	if i := strings.LastIndex(nameVer, ":"); i > 0 {
+		labels["version"] = nameVer[i+1:]
+		nameVer = nameVer[:i]
+	}
+	for _, p := range parts[1:] {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return appString{}, fmt.Errorf("bad label %q (want name=value)", p)
+		}
+		if k == "version" {
+			if _, dup := labels["version"]; dup {
+				return appString{}, fmt.Errorf("version given twice")
+			}
+		}
+		labels[types.ACIdentifier(k)] = v
+	}
+	name, err := types.NewACIdentifier(nameVer)
+	if err != nil {
+		return appString{}, err
+	}
+	if _, ok := labels["os"]; !ok {
+		labels["os"] = runtime.GOOS
+	}
+	if _, ok := labels["arch"]; !ok {
+		_, arch, err := types.ToAppcOSArch(runtime.GOOS, runtime.GOARCH, "")
+		if err == nil {
+			labels["arch"] = arch
+		}
+	}
+	l, err := types.LabelsFromMap(labels)
+	if err != nil {
+		return appString{}, err
+	}
+	return appString{name: *name, labels: l}, nil
+}

@@ -1,0 +1,221 @@
+// Package launch hands prepared pods to their stage1: it mounts the pod's
+// rootfs, execs the run entrypoint with the pod's lock, and calls the
+// enter, stop and gc entrypoints (common/stage1/CONTRACT.md).
+package launch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/common/mountinfo"
+	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/common/stage1"
+)
+
+// ErrNoEntrypoint is wrapped when the pod's stage1 lacks an entrypoint.
+var ErrNoEntrypoint = errors.New("entrypoint not provided by the pod's stage1")
+
+// Entrypoint returns the absolute path of the stage1 entrypoint named by
+// annotation ann for the pod in podDir, and the stage1's interface version.
+func Entrypoint(podDir, ann string) (string, int, error) {
+	b, err := os.ReadFile(pod.Stage1ManifestPath(podDir))
+	if err != nil {
+		return "", 0, fmt.Errorf("reading stage1 manifest: %w", err)
+	}
+	var im schema.ImageManifest
+	if err := json.Unmarshal(b, &im); err != nil {
+		return "", 0, fmt.Errorf("stage1 manifest %s: %w", pod.Stage1ManifestPath(podDir), err)
+	}
+	version := 1
+	if v, ok := im.Annotations.Get(stage1.AnnInterfaceVersion); ok {
+		version, err = strconv.Atoi(v)
+		if err != nil || version < stage1.MinInterfaceVersion {
+			return "", 0, fmt.Errorf("stage1 %s: bad interface version %q", im.Name, v)
+		}
+	}
+	ep, ok := im.Annotations.Get(ann)
+	if !ok {
+		return "", version, fmt.Errorf("stage1 %s: %s: %w", im.Name, ann, ErrNoEntrypoint)
+	}
+	return filepath.Join(pod.Stage1RootfsPath(podDir), filepath.Clean("/"+ep)), version, nil
+}
+
+// TreeRootfs maps a tree store ID to its rootfs directory.
+type TreeRootfs func(treeID string) string
+
+// MountRootfs mounts the overlays of a pod prepared with overlay: the
+// stage1 rootfs, then each app's rootfs inside it. A pod prepared without
+// overlay has its copies in place already and nothing is mounted.
+func MountRootfs(podDir string, trees TreeRootfs, apps []string) error {
+	if _, err := os.Stat(filepath.Join(podDir, pod.OverlayMarker)); err != nil {
+		return nil
+	}
+	s1tree, err := readID(filepath.Join(podDir, pod.Stage1TreeFile))
+	if err != nil {
+		return err
+	}
+	if err := mountOverlay(podDir, trees(s1tree), s1tree, "", pod.Stage1RootfsPath(podDir)); err != nil {
+		return fmt.Errorf("mounting stage1 rootfs: %w", err)
+	}
+	for _, app := range apps {
+		tree, err := readID(pod.AppTreeStoreIDPath(podDir, app))
+		if err != nil {
+			return err
+		}
+		if err := mountOverlay(podDir, trees(tree), tree, app, pod.AppRootfsPath(podDir, app)); err != nil {
+			return fmt.Errorf("mounting rootfs of app %s: %w", app, err)
+		}
+	}
+	return nil
+}
+
+func mountOverlay(podDir, lower, treeID, app, target string) error {
+	upper := pod.OverlayUpperPath(podDir, treeID, app)
+	work := pod.OverlayWorkPath(podDir, treeID, app)
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// Lower dirs are shared by every pod of the image: the tree store's
+	// rootfs is never written, all changes land in the pod's upper dir.
+	data := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	return mountinfo.Mount("overlay", target, "overlay", 0, data)
+}
+
+func readID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading tree store ID: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" || strings.ContainsAny(id, "/\x00") {
+		return "", fmt.Errorf("tree store ID in %s is invalid", path)
+	}
+	return id, nil
+}
+
+// ExecRun replaces the current process with the pod's run entrypoint. The
+// pod must be running (in run/, locked by us). It returns only on failure.
+func ExecRun(p *pod.Pod, args stage1.RunArgs, debug bool) error {
+	dir := p.Path()
+	ep, version, err := Entrypoint(dir, stage1.AnnRun)
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("entering pod directory: %w", err)
+	}
+	fd := p.LockFD()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("handing the pod lock to stage1: %w", err)
+	}
+	env := append(os.Environ(), stage1.EnvLockFD+"="+strconv.Itoa(fd))
+	if debug {
+		env = append(env, stage1.EnvDebug+"=1")
+	}
+	if f, err := os.Create(filepath.Join(dir, pod.StartedFile)); err == nil {
+		f.Close()
+	}
+	argv := append([]string{ep}, args.Args(version)...)
+	if err := syscall.Exec(ep, argv, env); err != nil {
+		return fmt.Errorf("executing stage1 run entrypoint %s: %w", ep, err)
+	}
+	return nil
+}
+
+// CallStop runs the stop entrypoint.
+func CallStop(podDir, uuid string, force bool) error {
+	ep, _, err := Entrypoint(podDir, stage1.AnnStop)
+	if err != nil {
+		return err
+	}
+	return runEntry(podDir, ep, stage1.StopArgs{Force: force, UUID: uuid}.Args(), nil)
+}
+
+// CallGC runs the gc entrypoint; a stage1 without one holds nothing outside
+// the pod directory.
+func CallGC(podDir, uuid, localConfig string, debug bool) error {
+	ep, version, err := Entrypoint(podDir, stage1.AnnGC)
+	if errors.Is(err, ErrNoEntrypoint) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return runEntry(podDir, ep, stage1.GCArgs{Debug: debug, LocalConfig: localConfig, UUID: uuid}.Args(version), nil)
+}
+
+// Enter runs cmd in app's environment through the enter entrypoint and
+// returns its exit status.
+func Enter(podDir string, pid int, app string, cmd []string) (int, error) {
+	ep, _, err := Entrypoint(podDir, stage1.AnnEnter)
+	if err != nil {
+		return 0, err
+	}
+	c := exec.Command(ep, stage1.EnterArgs{PID: pid, AppName: app, Cmd: cmd}.Args()...)
+	c.Dir = podDir
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err = c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("running enter entrypoint %s: %w", ep, err)
+	}
+	return 0, nil
+}
+
+func runEntry(podDir, ep string, args []string, env []string) error {
+	c := exec.Command(ep, args...)
+	c.Dir = podDir
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	if env != nil {
+		c.Env = env
+	}
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", filepath.Base(ep), strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// EnsureMounted mounts a pod's overlays when they are not mounted (after a
+// reboot, say), for commands that read an exited pod's rootfs. The returned
+// function undoes what it mounted.
+func EnsureMounted(podDir string, trees TreeRootfs, apps []string) (func(), error) {
+	if _, err := os.Stat(filepath.Join(podDir, pod.OverlayMarker)); err != nil {
+		return func() {}, nil
+	}
+	if isMountPoint(pod.Stage1RootfsPath(podDir)) {
+		return func() {}, nil
+	}
+	if err := MountRootfs(podDir, trees, apps); err != nil {
+		mountinfo.UnmountUnder(pod.Stage1RootfsPath(podDir))
+		return nil, err
+	}
+	return func() { mountinfo.UnmountUnder(pod.Stage1RootfsPath(podDir)) }, nil
+}
+
+// isMountPoint tells whether path is the root of a mount: its device
+// differs from its parent's.
+func isMountPoint(path string) bool {
+	var st, parent unix.Stat_t
+	if unix.Lstat(path, &st) != nil || unix.Lstat(filepath.Dir(path), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
+}

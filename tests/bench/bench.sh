@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# bench.sh BUILD_DIR — rkt against its peers, in one run (ratios: this
+# machine is noisy). Prints "name<TAB>median ms<TAB>peak RSS MiB" lines and
+# the ratios the issues set as targets. Called by `./build.sh bench`.
+set -euo pipefail
+B=$(cd "$1" && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+W=$(mktemp -d /var/tmp/rkt-bench.XXXXXX)
+trap 'umount -R "$W"/* 2>/dev/null || true; rm -rf "$W"' EXIT
+cd "$ROOT"
+go build -o "$W/timeit" ./tests/bench/timeit
+go build -o "$W/mkaci" ./aci/acibuild/mkaci
+go build -o "$W/mkbig" ./tests/bench/mkbig
+RKT=$B/bin/rkt
+FLY=$B/stage1-images/stage1-fly.aci
+N=${BENCH_RUNS:-15}
+
+# A tiny rootfs: static busybox as /bin/true.
+mkdir -p "$W/tiny/rootfs/bin"
+cp /bin/busybox "$W/tiny/rootfs/bin/busybox"
+ln -s busybox "$W/tiny/rootfs/bin/true"
+cat >"$W/tiny/manifest.json" <<JSON
+{"acKind":"ImageManifest","acVersion":"0.8.11","name":"bench.example/true",
+ "labels":[{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}],
+ "app":{"exec":["/bin/true"],"user":"0","group":"0"}}
+JSON
+"$W/mkaci" --manifest "$W/tiny/manifest.json" --rootfs "$W/tiny/rootfs" "$W/tiny.aci"
+
+results=$W/results
+: >"$results"
+t() { "$W/timeit" "$@" | tee -a "$results"; }
+
+echo "# fly run of a cached image running /bin/true vs runc and unshare+chroot"
+D=$W/data
+ID=$("$RKT" --dir="$D" --insecure-options=image fetch "$W/tiny.aci" | tail -1)
+"$RKT" --dir="$D" --insecure-options=image run --stage1-path="$FLY" "$ID" >/dev/null
+t -n "$N" -name fly-run -setup "$RKT --dir=$D gc --grace-period=0 >/dev/null 2>&1 || true" -- \
+	"$RKT" --dir="$D" --insecure-options=image run --stage1-path="$FLY" "$ID"
+mkdir -p "$W/bundle" && cp -a "$W/tiny/rootfs" "$W/bundle/rootfs"
+(cd "$W/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+t -n "$N" -name runc-run -- runc run --bundle "$W/bundle" bench-runc
+t -n "$N" -name unshare-chroot -- unshare -pfmu --fork chroot "$W/tiny/rootfs" /bin/true
+
+echo "# first run of a 200 MiB, 10,000-file image vs sha512sum + tar -x"
+"$W/mkbig" -size 200 -files 10000 -out "$W/big.aci"
+t -n 3 -name big-first-run -setup "$RKT --dir=$W/bigdata gc --grace-period=0 >/dev/null 2>&1; rm -rf $W/bigdata; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; cat $W/big.aci >/dev/null" -- \
+	"$RKT" --dir="$W/bigdata" --insecure-options=image run --stage1-path="$FLY" "$W/big.aci"
+t -n 3 -name sha512sum+tar -setup "rm -rf $W/x; mkdir $W/x" -- sh -c "sha512sum $W/big.aci >/dev/null && tar -xf $W/big.aci -C $W/x"
+
+echo "# second run of the big image vs the tiny one (by file path)"
+"$RKT" --dir="$W/bigdata" --insecure-options=image run --stage1-path="$FLY" "$W/big.aci" >/dev/null
+"$RKT" --dir="$W/bigdata" --insecure-options=image run --stage1-path="$FLY" "$W/tiny.aci" >/dev/null
+t -n "$N" -name big-second-run -setup "$RKT --dir=$W/bigdata gc --grace-period=0 >/dev/null 2>&1 || true" -- \
+	"$RKT" --dir="$W/bigdata" --insecure-options=image run --stage1-path="$FLY" "$W/big.aci"
+t -n "$N" -name tiny-second-run -setup "$RKT --dir=$W/bigdata gc --grace-period=0 >/dev/null 2>&1 || true" -- \
+	"$RKT" --dir="$W/bigdata" --insecure-options=image run --stage1-path="$FLY" "$W/tiny.aci"
+
+echo "# ratios (targets in parentheses)"
+awk -F'\t' '{ms[$1]=$2; rss[$1]=$3}
+END {
+	printf "fly-run / runc-run            %.2f (<= 0.6)\n", ms["fly-run"]/ms["runc-run"]
+	printf "fly-run / unshare-chroot      %.2f (<= 3)\n", ms["fly-run"]/ms["unshare-chroot"]
+	printf "big-first-run / sha512sum+tar %.2f (<= 1.5)\n", ms["big-first-run"]/ms["sha512sum+tar"]
+	printf "big-second / tiny-second      %.2f (<= 1.2)\n", ms["big-second-run"]/ms["tiny-second-run"]
+	printf "peak RSS of rkt (fly-run, big-first-run): %.1f, %.1f MiB (<= 40)\n", rss["fly-run"], rss["big-first-run"]
+}' "$results"
