@@ -1,6 +1,11 @@
 package cli
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+)
 
 // Exit statuses of rkt itself. A pod's own status (the failing app's exit
 // code) is passed through unchanged by `rkt run`.
@@ -24,4 +29,18 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
+}
+
+// appendErr collects errors of commands that go on past a failure (gc, rm,
+// stop of several pods); they print on one line, each naming its object.
+func appendErr(errs *multierror.Error, err error) *multierror.Error {
+	errs = multierror.Append(errs, err)
+	errs.ErrorFormat = func(es []error) string {
+		parts := make([]string, len(es))
+		for i, e := range es {
+			parts[i] = e.Error()
+		}
+		return strings.Join(parts, "; ")
+	}
+	return errs
 }

@@ -47,7 +47,7 @@ func runGC(g *globals, f gcFlags) error {
 	now := time.Now()
 	for _, p := range pods {
 		if err := gcMark(g, p, f, now); err != nil {
-			errs = multierror.Append(errs, err)
+			errs = appendErr(errs, err)
 		}
 		p.Close()
 	}
@@ -62,7 +62,7 @@ func runGC(g *globals, f gcFlags) error {
 		st := p.State()
 		if (st == pod.ExitedGarbage || st == pod.Garbage) && time.Since(p.GCMarkTime()) >= f.GracePeriod {
 			if err := deletePod(g, p); err != nil {
-				errs = multierror.Append(errs, err)
+				errs = appendErr(errs, err)
 			} else {
 				fmt.Fprintf(g.stdout, "Garbage collecting pod %q\n", p.UUID.String())
 			}
@@ -77,7 +77,7 @@ func gcMark(g *globals, p *pod.Pod, f gcFlags, now time.Time) error {
 	case pod.Exited:
 		g.debugf("moving exited pod %s to garbage", p.UUID)
 		return p.ToExitedGarbage()
-	case pod.AbortedPrepare:
+	case pod.AbortedPrepare, pod.Embryo:
 		g.debugf("moving aborted prepare %s to garbage", p.UUID)
 		return p.ToGarbage()
 	case pod.Prepared:

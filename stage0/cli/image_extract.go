@@ -103,6 +103,9 @@ func extractImage(st *store.Store, key string, render bool, rootfs string) error
 	}
 	defer rc.Close()
 	work := rootfs + ".x"
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
 	if _, err := archive.Extract(rc, work, nil); err != nil {
 		return err
 	}

@@ -39,10 +39,7 @@ func runImageGC(g *globals, grace time.Duration) error {
 	if err != nil {
 		return err
 	}
-	imgsInUse, err := imagesInUse(g)
-	if err != nil {
-		return err
-	}
+	imgsInUse := imagesOfTrees(st, inUse)
 	var errs *multierror.Error
 	infos, err := st.List()
 	if err != nil {
@@ -58,29 +55,37 @@ func runImageGC(g *globals, grace time.Duration) error {
 			continue
 		}
 		if err := st.Remove(i.ID); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("removing image %s: %w", i.ID, err))
+			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", i.ID, err))
 			continue
 		}
 		fmt.Fprintf(g.stdout, "successfully removed aci for image: %q\n", i.ID)
 	}
 	if err := removeUnusedTrees(g, st, inUse); err != nil {
-		errs = multierror.Append(errs, err)
+		errs = appendErr(errs, err)
 	}
-	if err := st.GC(time.Hour); err != nil {
-		errs = multierror.Append(errs, fmt.Errorf("cleaning store debris: %w", err))
+	if err := st.GC(0); err != nil {
+		errs = appendErr(errs, fmt.Errorf("cleaning store debris: %w", err))
 	}
 	return errs.ErrorOrNil()
 }
 
 // treesInUse lists the tree store IDs that pods on disk refer to: their
 // rootfs may be overlays on top of them.
-func treesInUse(g *globals) (map[string]bool, error) {
+func treesInUse(g *globals) (map[string]bool, error) { return podTrees(g, false) }
+
+// podTrees lists the trees of pods on disk, or with activeOnly of pods
+// that are being prepared, prepared or running.
+func podTrees(g *globals, activeOnly bool) (map[string]bool, error) {
 	pods, err := pod.List(g.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	used := map[string]bool{}
 	for _, p := range pods {
+		if st := p.State(); activeOnly && st != pod.Preparing && st != pod.Prepared && st != pod.Running {
+			p.Close()
+			continue
+		}
 		dir := p.Path()
 		ids := []string{readTrimmed(dir + "/" + pod.Stage1TreeFile)}
 		if entries, err := os.ReadDir(dir + "/" + pod.AppsInfoDir); err == nil {
@@ -98,22 +103,20 @@ func treesInUse(g *globals) (map[string]bool, error) {
 	return used, nil
 }
 
-// imagesInUse lists the images of pods on disk (apps and stage1).
-func imagesInUse(g *globals) (map[string]bool, error) {
-	pods, err := pod.List(g.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
-	}
+// imagesOfTrees lists the images rendered into the given trees (apps,
+// their dependencies and stage1s): removing one would take its trees along.
+func imagesOfTrees(st *store.Store, trees map[string]bool) map[string]bool {
 	used := map[string]bool{}
-	for _, p := range pods {
-		if pm, _, err := p.Manifest(); err == nil {
-			for _, a := range pm.Apps {
-				used[a.Image.ID.String()] = true
-			}
+	for t := range trees {
+		ids, err := st.TreeImages(t)
+		if err != nil {
+			continue
 		}
-		p.Close()
+		for _, id := range ids {
+			used[id] = true
+		}
 	}
-	return used, nil
+	return used
 }
 
 func removeUnusedTrees(g *globals, st *store.Store, inUse map[string]bool) error {
@@ -127,7 +130,7 @@ func removeUnusedTrees(g *globals, st *store.Store, inUse map[string]bool) error
 			continue
 		}
 		if err := st.RemoveTree(t); err != nil && !errors.Is(err, store.ErrNotFound) {
-			errs = multierror.Append(errs, fmt.Errorf("removing rendered image %s: %w", t, err))
+			errs = appendErr(errs, fmt.Errorf("removing rendered image %s: %w", t, err))
 			continue
 		}
 		g.debugf("removed rendered image %s", t)

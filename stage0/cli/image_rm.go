@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-multierror"
@@ -27,21 +28,32 @@ func runImageRm(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	active, err := podTrees(g, true)
+	if err != nil {
+		return err
+	}
+	imgsInUse := imagesOfTrees(st, active)
 	var errs *multierror.Error
 	for _, a := range args {
 		key, err := resolveStored(st, a)
 		if err != nil {
-			errs = multierror.Append(errs, err)
+			errs = appendErr(errs, err)
+			continue
+		}
+		if imgsInUse[key] {
+			errs = appendErr(errs, fmt.Errorf("image %s is used by a prepared or running pod (remove the pod first): %w", key, errImageInUse))
 			continue
 		}
 		if err := st.Remove(key); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("removing image %s: %w", key, err))
+			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", key, err))
 			continue
 		}
 		fmt.Fprintf(g.stdout, "successfully removed aci for image: %q\n", key)
 	}
 	if err := removeUnusedTrees(g, st, inUse); err != nil {
-		errs = multierror.Append(errs, err)
+		errs = appendErr(errs, err)
 	}
 	return errs.ErrorOrNil()
 }
+
+var errImageInUse = errors.New("image in use")

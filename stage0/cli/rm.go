@@ -35,7 +35,7 @@ func runRm(g *globals, uuidFile string, args []string) error {
 	var errs *multierror.Error
 	for _, a := range args {
 		if err := rmOne(g, a, uuidFile); err != nil {
-			errs = multierror.Append(errs, err)
+			errs = appendErr(errs, err)
 		}
 	}
 	return errs.ErrorOrNil()

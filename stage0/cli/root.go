@@ -96,6 +96,7 @@ func (g *globals) addFlags(fs *pflag.FlagSet) {
 
 // finish validates the globals once all flags are parsed.
 func (g *globals) finish() error {
+	g.cfg = nil
 	o, err := parseInsecureOptions(g.InsecureOptions)
 	if err != nil {
 		return err
@@ -154,6 +155,9 @@ func newRootCommand(g *globals) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.DisableFlagParsing {
+				return nil // run and prepare parse the globals themselves
+			}
 			return g.finish()
 		},
 	}
@@ -185,7 +189,7 @@ var extraCommands []func(*globals) *cobra.Command
 func printError(g *globals, root *cobra.Command, args []string, err error) {
 	name := "rkt"
 	if c, _, ferr := root.Find(args); ferr == nil && c != root {
-		name = "rkt " + c.Name()
+		name = c.CommandPath()
 	}
 	fmt.Fprintf(g.stderr, "%s: %v\n", name, err)
 	var ue usageError

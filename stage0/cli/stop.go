@@ -42,7 +42,7 @@ func runStop(g *globals, f stopFlags, args []string) error {
 	var errs *multierror.Error
 	for _, a := range args {
 		if err := stopOne(g, f, a); err != nil {
-			errs = multierror.Append(errs, err)
+			errs = appendErr(errs, err)
 		}
 	}
 	return errs.ErrorOrNil()

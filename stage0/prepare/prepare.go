@@ -99,8 +99,10 @@ func fill(st Store, cfg Config, p *pod.Pod) error {
 		}
 	}
 	useOverlay := !cfg.NoOverlay
-	if useOverlay {
-		if err := probeOverlay(dir, st.TreeRootfs(s1tree)); err != nil {
+	if useOverlay && !overlayKnownGood(cfg.DataDir) {
+		if err := probeOverlay(dir, st.TreeRootfs(s1tree)); err == nil {
+			markOverlayGood(cfg.DataDir)
+		} else {
 			useOverlay = false
 			if cfg.Debugf != nil {
 				cfg.Debugf("overlay does not work under %s (%v): copying rootfs instead", cfg.DataDir, err)
@@ -123,6 +125,32 @@ func fill(st Store, cfg Config, p *pod.Pod) error {
 	}
 	// The manifest goes last: a pod directory with a pod manifest is whole.
 	return writeJSON(filepath.Join(dir, pod.ManifestFile), cfg.Manifest)
+}
+
+// overlayStamp records, per filesystem of the data directory, that an
+// overlay mount worked there, so that the probe runs once, not every run.
+const overlayStamp = "overlay-ok"
+
+func overlayKnownGood(dataDir string) bool {
+	b, err := os.ReadFile(filepath.Join(dataDir, overlayStamp))
+	return err == nil && string(b) == fsID(dataDir)
+}
+
+func markOverlayGood(dataDir string) {
+	if id := fsID(dataDir); id != "" {
+		_ = writeFile(filepath.Join(dataDir, overlayStamp), id)
+	}
+}
+
+// fsID names the filesystem holding dir (device and type), so a data
+// directory moved to another filesystem is probed again.
+func fsID(dir string) string {
+	var st unix.Stat_t
+	var fs unix.Statfs_t
+	if unix.Stat(dir, &st) != nil || unix.Statfs(dir, &fs) != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%x", st.Dev, fs.Type)
 }
 
 // probeOverlay mounts and unmounts a throwaway overlay in the pod directory:

@@ -1,0 +1,60 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		`/plain`:             "/plain",
+		`/with\040space`:     "/with space",
+		`/tab\011and\134bs`:  "/tab\tand\\bs",
+		`/trailing\04`:       `/trailing\04`,
+		`/not\999octal\040x`: `/not\999octal x`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestIDs(t *testing.T) {
+	if !IsUUID("0123abcd-0000-4000-8000-00000000ffff") || IsUUID("0123ABCD-0000-4000-8000-00000000ffff") || IsUUID("0123abcd") {
+		t.Error("IsUUID")
+	}
+	id := "sha512-"
+	for i := 0; i < 128; i++ {
+		id += "a"
+	}
+	if !IsImageID(id) || IsImageID(id[:20]) || IsImageID("sha256-"+id[7:]) {
+		t.Error("IsImageID")
+	}
+}
+
+// TestMountsUnder mounts a tmpfs with a space in its path and finds it,
+// then lets ForceUnmountUnder remove it.
+func TestMountsUnder(t *testing.T) {
+	RequireRoot(t)
+	dir := t.TempDir()
+	mp := filepath.Join(dir, "a b", "c")
+	if err := os.MkdirAll(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mp, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mp, syscall.MNT_DETACH) })
+	if got := MountsUnder(dir); len(got) != 1 || got[0] != mp {
+		t.Fatalf("MountsUnder(%s) = %q, want [%s]", dir, got, mp)
+	}
+	if got := MountsUnder(dir + "x"); len(got) != 0 {
+		t.Errorf("MountsUnder of a sibling prefix found %q", got)
+	}
+	ForceUnmountUnder(dir)
+	if got := MountsUnder(dir); len(got) != 0 {
+		t.Errorf("after ForceUnmountUnder: %q", got)
+	}
+}
