@@ -48,6 +48,16 @@ build_sample() {
 	go build -trimpath -ldflags="-s -w" -o "$d/rootfs/hello" ./dist/sample-image
 	sed "s/\"amd64\"/\"$GOARCH\"/" dist/sample-image/manifest.json >"$d/manifest.json"
 	"$B/tmp/mkaci" --manifest "$d/manifest.json" --rootfs "$d/rootfs" "$B/images/hello.aci"
+	# Sign it with a key made for the purpose (kept across builds) and trust
+	# that key for example.com/hello in a config directory next to it, so
+	# the demo runs a verified image.
+	go build -o "$B/tmp/acisign" ./aci/trust/acisign
+	if [ ! -s "$B/sample-key/privkey.gpg" ]; then
+		"$B/tmp/acisign" --gen-key "$B/sample-key" --name "rkt sample image signer" >/dev/null
+	fi
+	"$B/tmp/acisign" --key "$B/sample-key/privkey.gpg" --sign "$B/images/hello.aci"
+	rm -rf "$B/sample-config"
+	"$B/tmp/acisign" --trust "$B/sample-key/pubkey.gpg" --prefix example.com/hello --config "$B/sample-config" >/dev/null
 }
 
 build() {
@@ -79,7 +89,7 @@ demo() {
 	fi
 	log "running the sample image in a pod"
 	set -x
-	"$B/bin/rkt" --dir="$B/demo-data" --insecure-options=image run "${stage1[@]}" "$B/images/hello.aci"
+	"$B/bin/rkt" --dir="$B/demo-data" --local-config="$B/sample-config" run "${stage1[@]}" "$B/images/hello.aci"
 }
 
 # Debian packages the tests use: systemd-nspawn and machined for the default

@@ -98,6 +98,11 @@ func Classify(arg string) Kind {
 func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 	switch Classify(arg) {
 	case KindFile:
+		if !r.InsecureImage && r.Remote != nil {
+			// Signed files go through the fetcher, which verifies while
+			// it imports.
+			return r.Remote.FetchImage(arg, sigPath, r.Policy)
+		}
 		path := arg
 		if strings.HasPrefix(arg, "file://") {
 			u, err := url.Parse(arg)
