@@ -56,4 +56,3 @@ type fetchAdapter struct{ f *fetch.Fetcher }
 func (a fetchAdapter) FetchImage(ref, sigPath string, _ images.PullPolicy) (string, error) {
 	return a.f.FetchImage(context.Background(), ref, sigPath)
 }
-
