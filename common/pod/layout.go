@@ -89,3 +89,9 @@ func OverlayWorkPath(podDir, treeID, app string) string {
 func JournalPath(podDir string) string {
 	return filepath.Join(Stage1RootfsPath(podDir), "var", "log", "journal")
 }
+
+// EmptyVolumePath is where an "empty" volume of the pod lives: inside the
+// pod directory, so that gc removes it with the pod.
+func EmptyVolumePath(podDir, volume string) string {
+	return filepath.Join(Stage1RootfsPath(podDir), "rkt", "volumes", volume)
+}

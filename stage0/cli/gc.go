@@ -46,7 +46,7 @@ func runGC(g *globals, f gcFlags) error {
 	var errs *multierror.Error
 	now := time.Now()
 	for _, p := range pods {
-		if err := gcMark(g, p, f, now); err != nil {
+		if err := gcMark(g, p, f, now); err != nil && !errors.Is(err, pod.ErrLocked) {
 			errs = appendErr(errs, err)
 		}
 		p.Close()
@@ -72,12 +72,21 @@ func runGC(g *globals, f gcFlags) error {
 	return errs.ErrorOrNil()
 }
 
+const embryoGrace = time.Minute
+
 func gcMark(g *globals, p *pod.Pod, f gcFlags, now time.Time) error {
 	switch p.State() {
 	case pod.Exited:
 		g.debugf("moving exited pod %s to garbage", p.UUID)
 		return p.ToExitedGarbage()
-	case pod.AbortedPrepare, pod.Embryo:
+	case pod.Embryo:
+		// A fresh embryo belongs to an rkt that is creating its pod right
+		// now: only old ones are debris.
+		if now.Sub(p.GCMarkTime()) < embryoGrace {
+			return nil
+		}
+		return p.ToGarbage()
+	case pod.AbortedPrepare:
 		g.debugf("moving aborted prepare %s to garbage", p.UUID)
 		return p.ToGarbage()
 	case pod.Prepared:
@@ -110,6 +119,7 @@ func deletePod(g *globals, p *pod.Pod) error {
 			}
 		}
 	}
+	mdsUnregister(g, p.UUID.String())
 	if err := mountinfo.UnmountUnder(dir); err != nil {
 		return fmt.Errorf("deleting pod %s: %w", p.UUID, err)
 	}

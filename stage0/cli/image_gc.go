@@ -54,7 +54,7 @@ func runImageGC(g *globals, grace time.Duration) error {
 		if imgsInUse[i.ID] || now.Sub(last) < grace {
 			continue
 		}
-		if err := st.Remove(i.ID); err != nil {
+		if err := st.Remove(i.ID, keys(inUse)...); err != nil {
 			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", i.ID, err))
 			continue
 		}
@@ -144,4 +144,12 @@ func readTrimmed(path string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -44,7 +44,7 @@ func runImageRm(g *globals, args []string) error {
 			errs = appendErr(errs, fmt.Errorf("image %s is used by a prepared or running pod (remove the pod first): %w", key, errImageInUse))
 			continue
 		}
-		if err := st.Remove(key); err != nil {
+		if err := st.Remove(key, keys(inUse)...); err != nil {
 			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", key, err))
 			continue
 		}

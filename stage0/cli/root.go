@@ -191,7 +191,7 @@ func printError(g *globals, root *cobra.Command, args []string, err error) {
 	if c, _, ferr := root.Find(args); ferr == nil && c != root {
 		name = c.CommandPath()
 	}
-	fmt.Fprintf(g.stderr, "%s: %v\n", name, err)
+	fmt.Fprintf(g.stderr, "%s: %s\n", name, oneLine(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(g.stderr, "run \"rkt help\" for usage\n")
@@ -211,4 +211,27 @@ func printError(g *globals, root *cobra.Command, args []string, err error) {
 		}
 		e = next
 	}
+}
+
+// oneLine joins a message that some library wrote over several lines (a
+// discovery error listing the URLs it tried, errors.Join) into one: scripts
+// and clients read rkt's error as the one line on stderr.
+func oneLine(msg string) string {
+	lines := strings.Split(strings.TrimRight(msg, "\n"), "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if i > 0 && b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }

@@ -90,6 +90,11 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags) error {
 	if args.IPC == "auto" {
 		args.IPC = ""
 	}
+	if rf.MDSRegister {
+		if args.MDSToken, err = mdsRegister(g, p); err != nil {
+			return err
+		}
+	}
 	return launch.ExecRun(p, args, g.Debug)
 }
 

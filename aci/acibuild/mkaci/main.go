@@ -1,0 +1,101 @@
+// Command mkaci packs a manifest and a rootfs directory into an ACI:
+//
+//	mkaci --manifest FILE.json --rootfs DIR [--gzip] [--preserve-owner] OUT.aci
+//
+// OUT is written to a temporary file beside it and renamed into place, so it
+// is either the complete image or absent (an older OUT stays until then).
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/rktng/rkt/aci/acibuild"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "mkaci:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fl := flag.NewFlagSet("mkaci", flag.ContinueOnError)
+	manifest := fl.String("manifest", "", "image manifest (JSON)")
+	rootfs := fl.String("rootfs", "", "directory to pack as rootfs/")
+	gz := fl.Bool("gzip", false, "compress with gzip")
+	owner := fl.Bool("preserve-owner", false, "keep on-disk owners instead of 0:0")
+	fl.Usage = func() {
+		fmt.Fprintln(fl.Output(), "usage: mkaci --manifest FILE.json --rootfs DIR [--gzip] [--preserve-owner] OUT.aci")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *manifest == "" || *rootfs == "" || fl.NArg() != 1 {
+		fl.Usage()
+		return errors.New("--manifest, --rootfs and one output file are required")
+	}
+	out := fl.Arg(0)
+
+	data, err := os.ReadFile(*manifest)
+	if err != nil {
+		return err
+	}
+	var m schema.ImageManifest
+	if err := m.UnmarshalJSON(data); err != nil {
+		return fmt.Errorf("manifest %s: %w", *manifest, err)
+	}
+	var opts []acibuild.Option
+	if *gz {
+		opts = append(opts, acibuild.WithGzip())
+	}
+	if *owner {
+		opts = append(opts, acibuild.PreserveOwner())
+	}
+	return writeAtomic(out, func(w *bufio.Writer) error {
+		return acibuild.BuildFromDir(w, &m, *rootfs, opts...)
+	})
+}
+
+// writeAtomic writes path through a temporary file in the same directory and
+// renames it into place once complete and synced.
+func writeAtomic(path string, write func(*bufio.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := write(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return nil
+}

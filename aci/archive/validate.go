@@ -1,0 +1,315 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/appc/spec/schema"
+)
+
+// Names of the two top-level entries of an ACI.
+const (
+	ManifestName = "manifest"
+	RootfsName   = "rootfs"
+)
+
+// MaxManifestSize bounds the manifest read into memory.
+const MaxManifestSize = 4 << 20
+
+// Entry is one validated entry of an ACI, handed to an EntryFunc before the
+// next entry is read.
+type Entry struct {
+	// Name is the cleaned name: "manifest", "rootfs" or "rootfs/...".
+	Name   string
+	Header *tar.Header
+	// Body is the content of a regular file (the manifest included).
+	Body io.Reader
+	// Manifest is set on the manifest entry only.
+	Manifest *schema.ImageManifest
+}
+
+// EntryFunc receives each entry of an archive as Scan validates it.
+type EntryFunc func(*Entry) error
+
+// Image is what Scan learnt about a valid ACI.
+type Image struct {
+	Manifest    *schema.ImageManifest
+	RawManifest []byte // the manifest exactly as stored in the image
+}
+
+// kinds of paths the validator tracks.
+const (
+	kindDir      byte = 'd'
+	kindImplicit byte = 'i' // a directory implied by a deeper entry
+	kindReg      byte = 'f'
+	kindSymlink  byte = 'l'
+	kindHardlink byte = 'h'
+)
+
+// Validator checks the entries of one ACI tar stream, in order. It keeps one
+// small record per path, so memory grows with the number of entries, never
+// with their size.
+type Validator struct {
+	seen      map[string]byte
+	manifest  *schema.ImageManifest
+	raw       []byte
+	hasRootfs bool
+}
+
+// NewValidator returns a Validator for one archive.
+func NewValidator() *Validator {
+	return &Validator{seen: make(map[string]byte, 1024)}
+}
+
+func unsafeEntry(name, reason string) error {
+	return &EntryError{Entry: name, Reason: reason, Err: ErrUnsafeEntry}
+}
+
+// cleanName checks a name (or a hardlink target) found in the archive and
+// returns it cleaned. "." is returned for the archive root itself.
+func cleanName(name string) (string, error) {
+	if name == "" {
+		return "", unsafeEntry(name, "empty name")
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", unsafeEntry(name, "absolute path")
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", unsafeEntry(name, "path escapes the rootfs")
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// Check validates the header of the next entry and returns its cleaned name,
+// or "" for an entry to skip (the "./" directory some tar tools add). It
+// does not read the body: the manifest's body goes to CheckManifest.
+func (v *Validator) Check(hdr *tar.Header) (string, error) {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return "", err
+	}
+	if name == "." {
+		if hdr.Typeflag == tar.TypeDir {
+			return "", nil
+		}
+		return "", unsafeEntry(hdr.Name, "entry outside manifest and rootfs")
+	}
+	switch {
+	case name == ManifestName:
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			return "", &EntryError{Entry: hdr.Name, Reason: "manifest is not a regular file", Err: ErrInvalidManifest}
+		}
+	case name == RootfsName:
+		if hdr.Typeflag != tar.TypeDir {
+			return "", unsafeEntry(hdr.Name, "rootfs is not a directory")
+		}
+	case strings.HasPrefix(name, RootfsName+"/"):
+	default:
+		return "", unsafeEntry(hdr.Name, "entry outside manifest and rootfs")
+	}
+
+	if k, ok := v.seen[name]; ok {
+		if !(k == kindImplicit && hdr.Typeflag == tar.TypeDir) {
+			return "", &EntryError{Entry: hdr.Name, Reason: "path already in the archive", Err: ErrDuplicateEntry}
+		}
+	}
+	// Every parent must be a directory: one that is a symlink of this
+	// archive would make the entry land wherever the symlink points.
+	for d := path.Dir(name); d != "."; d = path.Dir(d) {
+		switch k, ok := v.seen[d]; {
+		case !ok:
+			v.seen[d] = kindImplicit
+		case k == kindSymlink:
+			return "", unsafeEntry(hdr.Name, fmt.Sprintf("parent %q is a symlink", d))
+		case k != kindDir && k != kindImplicit:
+			return "", unsafeEntry(hdr.Name, fmt.Sprintf("parent %q is not a directory", d))
+		}
+	}
+
+	var kind byte
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		kind = kindReg
+	case tar.TypeDir:
+		kind = kindDir
+	case tar.TypeSymlink:
+		if err := checkSymlink(name, hdr); err != nil {
+			return "", err
+		}
+		kind = kindSymlink
+	case tar.TypeLink:
+		target, err := cleanName(hdr.Linkname)
+		if err != nil || !strings.HasPrefix(target, RootfsName+"/") {
+			return "", unsafeEntry(hdr.Name, fmt.Sprintf("hardlink target %q is outside the rootfs", hdr.Linkname))
+		}
+		if v.seen[target] != kindReg {
+			return "", unsafeEntry(hdr.Name, fmt.Sprintf("hardlink target %q is not an earlier regular file", hdr.Linkname))
+		}
+		kind = kindHardlink
+	case tar.TypeChar, tar.TypeBlock:
+		return "", unsafeEntry(hdr.Name, "device node")
+	case tar.TypeFifo:
+		return "", unsafeEntry(hdr.Name, "fifo")
+	default:
+		return "", unsafeEntry(hdr.Name, fmt.Sprintf("unsupported entry type %q", hdr.Typeflag))
+	}
+	v.seen[name] = kind
+	if name == RootfsName || strings.HasPrefix(name, RootfsName+"/") {
+		v.hasRootfs = true
+	}
+	return name, nil
+}
+
+// checkSymlink refuses a relative symlink that climbs above the rootfs.
+// Absolute targets are fine: in the pod they resolve inside the rootfs.
+func checkSymlink(name string, hdr *tar.Header) error {
+	if name == RootfsName {
+		return unsafeEntry(hdr.Name, "rootfs is a symlink")
+	}
+	if strings.HasPrefix(hdr.Linkname, "/") {
+		return nil
+	}
+	resolved := path.Join(path.Dir(name), hdr.Linkname)
+	if resolved != RootfsName && !strings.HasPrefix(resolved, RootfsName+"/") {
+		return unsafeEntry(hdr.Name, fmt.Sprintf("symlink target %q escapes the rootfs", hdr.Linkname))
+	}
+	return nil
+}
+
+// CheckManifest reads and validates the manifest's body.
+func (v *Validator) CheckManifest(body io.Reader) (*schema.ImageManifest, []byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(body, MaxManifestSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading manifest: %w", corrupt(err))
+	}
+	if len(raw) > MaxManifestSize {
+		return nil, nil, &EntryError{Entry: ManifestName, Reason: fmt.Sprintf("larger than %d bytes", MaxManifestSize), Err: ErrInvalidManifest}
+	}
+	var m schema.ImageManifest
+	if err := m.UnmarshalJSON(raw); err != nil {
+		reason := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
+		return nil, nil, &EntryError{Entry: ManifestName, Reason: reason, Err: ErrInvalidManifest}
+	}
+	v.manifest, v.raw = &m, raw
+	return &m, raw, nil
+}
+
+// Finish checks what can only be known at the end of the archive.
+func (v *Validator) Finish() (*Image, error) {
+	if v.manifest == nil {
+		return nil, fmt.Errorf("image has no manifest: %w", ErrInvalidManifest)
+	}
+	if !v.hasRootfs {
+		return nil, fmt.Errorf("image has no rootfs: %w", ErrInvalidLayout)
+	}
+	return &Image{Manifest: v.manifest, RawManifest: v.raw}, nil
+}
+
+// corrupt marks read errors of the tar stream as ErrCorrupt, unless they
+// are errors of the caller's reader (already wrapped or of another kind).
+func corrupt(err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrInsecurePath) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// Scan reads one uncompressed ACI tar stream, validating every entry, and
+// hands each valid entry to fn (which may be nil) before reading the next.
+// Bodies fn leaves unread are skipped. Scan stops at the end-of-archive
+// marker: a caller hashing the stream must read what follows it itself.
+func Scan(r io.Reader, fn EntryFunc) (*Image, error) {
+	v := NewValidator()
+	tail := &trailerReader{r: r}
+	tr := tar.NewReader(tail)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, tar.ErrInsecurePath) && hdr != nil {
+			// Check names the entry and the reason better.
+			err = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading tar entry: %w", corrupt(err))
+		}
+		name, err := v.Check(hdr)
+		if err != nil {
+			return nil, err
+		}
+		if name == "" {
+			continue
+		}
+		e := &Entry{Name: name, Header: hdr, Body: tr}
+		if name == ManifestName {
+			m, raw, err := v.CheckManifest(tr)
+			if err != nil {
+				return nil, err
+			}
+			e.Body, e.Manifest = bytes.NewReader(raw), m
+		}
+		if fn != nil {
+			if err := fn(e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !tail.ended() {
+		return nil, fmt.Errorf("reading tar: no end-of-archive marker: %w: %w", ErrCorrupt, io.ErrUnexpectedEOF)
+	}
+	return v.Finish()
+}
+
+// trailerReader remembers the last 512-byte block the tar reader consumed.
+// archive/tar takes a stream cut at an entry boundary for a complete
+// archive; its end-of-archive marker (zero blocks) tells the two apart.
+type trailerReader struct {
+	r     io.Reader
+	total int64
+	last  [512]byte // the last len(last) bytes read, in order
+}
+
+func (t *trailerReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n >= len(t.last) {
+		copy(t.last[:], p[n-len(t.last):n])
+	} else if n > 0 {
+		copy(t.last[:], t.last[n:])
+		copy(t.last[len(t.last)-n:], p[:n])
+	}
+	t.total += int64(n)
+	return n, err
+}
+
+// ended tells whether the stream read so far ends with a zero block on a
+// block boundary (tar writers add two; one is enough for archive/tar).
+func (t *trailerReader) ended() bool {
+	if t.total < int64(len(t.last)) || t.total%int64(len(t.last)) != 0 {
+		return false
+	}
+	for _, b := range t.last {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate reads a whole uncompressed ACI tar stream and checks it.
+func Validate(r io.Reader) (*Image, error) {
+	return Scan(r, nil)
+}

@@ -1,0 +1,206 @@
+package mountinfo
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MountError is a failed mount(2), umount2(2) or mount_setattr(2): it names
+// every argument so that the error says which of a pod's mounts failed.
+type MountError struct {
+	Op     string // "mount", "unmount", "setattr"
+	Source string
+	Target string
+	FSType string
+	Flags  uintptr
+	Data   string
+	Err    error
+}
+
+func (e *MountError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	if e.Source != "" {
+		fmt.Fprintf(&b, " %s on", e.Source)
+	}
+	fmt.Fprintf(&b, " %s", e.Target)
+	var attrs []string
+	if e.FSType != "" {
+		attrs = append(attrs, "type "+e.FSType)
+	}
+	if e.Op == "unmount" {
+		attrs = append(attrs, "flags "+unmountFlagString(e.Flags))
+	} else if e.Flags != 0 || e.Op == "mount" {
+		attrs = append(attrs, "flags "+mountFlagString(e.Flags))
+	}
+	if e.Data != "" {
+		attrs = append(attrs, "data "+e.Data)
+	}
+	if len(attrs) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(attrs, ", "))
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *MountError) Unwrap() error { return e.Err }
+
+var mountFlagNames = []struct {
+	flag uintptr
+	name string
+}{
+	{unix.MS_RDONLY, "MS_RDONLY"}, {unix.MS_NOSUID, "MS_NOSUID"}, {unix.MS_NODEV, "MS_NODEV"},
+	{unix.MS_NOEXEC, "MS_NOEXEC"}, {unix.MS_REMOUNT, "MS_REMOUNT"}, {unix.MS_BIND, "MS_BIND"},
+	{unix.MS_MOVE, "MS_MOVE"}, {unix.MS_REC, "MS_REC"}, {unix.MS_PRIVATE, "MS_PRIVATE"},
+	{unix.MS_SLAVE, "MS_SLAVE"}, {unix.MS_SHARED, "MS_SHARED"}, {unix.MS_UNBINDABLE, "MS_UNBINDABLE"},
+	{unix.MS_NOATIME, "MS_NOATIME"}, {unix.MS_RELATIME, "MS_RELATIME"}, {unix.MS_STRICTATIME, "MS_STRICTATIME"},
+}
+
+func mountFlagString(flags uintptr) string {
+	var names []string
+	for _, f := range mountFlagNames {
+		if flags&f.flag != 0 {
+			names = append(names, f.name)
+			flags &^= f.flag
+		}
+	}
+	if flags != 0 || len(names) == 0 {
+		names = append(names, fmt.Sprintf("%#x", flags))
+	}
+	return strings.Join(names, "|")
+}
+
+func unmountFlagString(flags uintptr) string {
+	switch flags {
+	case 0:
+		return "0"
+	case unix.MNT_DETACH:
+		return "MNT_DETACH"
+	case unix.MNT_FORCE:
+		return "MNT_FORCE"
+	}
+	return fmt.Sprintf("%#x", flags)
+}
+
+// Mount is mount(2) returning a *MountError.
+func Mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		return &MountError{Op: "mount", Source: source, Target: target, FSType: fstype, Flags: flags, Data: data, Err: err}
+	}
+	return nil
+}
+
+// Unmount is umount2(2) returning a *MountError.
+func Unmount(target string, flags int) error {
+	if err := unix.Unmount(target, flags); err != nil {
+		return &MountError{Op: "unmount", Target: target, Flags: uintptr(flags), Err: err}
+	}
+	return nil
+}
+
+// Under returns the mounts of infos whose mount point is path or below it,
+// deepest first (and, on one mount point, the most recent first), which is
+// the order in which they can be unmounted. path must be clean and absolute.
+func Under(infos []Info, path string) []Info {
+	prefix := path + "/"
+	if path == "/" {
+		prefix = "/"
+	}
+	var out []Info
+	for _, in := range infos {
+		if in.MountPoint == path || strings.HasPrefix(in.MountPoint, prefix) {
+			out = append(out, in)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		di, dj := strings.Count(out[i].MountPoint, "/"), strings.Count(out[j].MountPoint, "/")
+		if di != dj {
+			return di > dj
+		}
+		if out[i].MountPoint != out[j].MountPoint {
+			return out[i].MountPoint > out[j].MountPoint
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
+}
+
+// maxUnmountRounds bounds the re-reads of the mount table: mount
+// propagation can make new mounts appear below path while we unmount.
+const maxUnmountRounds = 8
+
+// UnmountUnder unmounts every mount point at or below path in the calling
+// thread's mount namespace, deepest first. A busy mount is detached
+// (MNT_DETACH) rather than left behind, so that the directory can be removed
+// afterwards. A mount that disappears by itself meanwhile (propagation, a
+// parent detached) is not an error. The first failure is returned as a
+// *MountError once every other mount has been tried.
+func UnmountUnder(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("unmounting under %s: %w", path, err)
+	}
+	// mountinfo shows resolved paths.
+	if resolved, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = resolved
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unmounting under %s: %w", path, err)
+	}
+	var firstErr error
+	for round := 0; round < maxUnmountRounds; round++ {
+		infos, err := Read()
+		if err != nil {
+			return fmt.Errorf("unmounting under %s: %w", path, err)
+		}
+		mounts := Under(infos, abs)
+		if len(mounts) == 0 {
+			return nil
+		}
+		progress := false
+		for _, m := range mounts {
+			switch err := unmountOne(m.MountPoint); {
+			case err == nil:
+				progress = true
+			case firstErr == nil:
+				firstErr = err
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	infos, err := Read()
+	if err != nil {
+		return fmt.Errorf("unmounting under %s: %w", path, err)
+	}
+	if left := Under(infos, abs); len(left) > 0 {
+		return &MountError{Op: "unmount", Target: left[0].MountPoint, Err: unix.EBUSY}
+	}
+	return nil
+}
+
+// unmountOne unmounts target, detaching it when busy. A mount point that is
+// no longer one (EINVAL) or is gone (ENOENT) counts as unmounted.
+func unmountOne(target string) error {
+	err := unix.Unmount(target, 0)
+	if err == unix.EBUSY {
+		err = unix.Unmount(target, unix.MNT_DETACH)
+		if err != nil {
+			return &MountError{Op: "unmount", Target: target, Flags: unix.MNT_DETACH, Err: err}
+		}
+		return nil
+	}
+	if err == nil || err == unix.EINVAL || err == unix.ENOENT {
+		return nil
+	}
+	return &MountError{Op: "unmount", Target: target, Err: err}
+}
