@@ -60,6 +60,7 @@ func preparePod(g *globals, pf *podFlags, rest []string) (*pod.Pod, *store.Store
 	if err != nil {
 		return nil, nil, err
 	}
+	g.debugf("store opened")
 	opts, err := pf.prepareOptions(g)
 	if err != nil {
 		return nil, nil, err
@@ -80,6 +81,7 @@ func preparePod(g *globals, pf *podFlags, rest []string) (*pod.Pod, *store.Store
 		}
 		opts.Apps = append(opts.Apps, pa)
 		used = append(used, key)
+		g.debugf("image %s resolved to %s", a.image, key)
 	}
 	var cfg prepare.Config
 	if pf.PodManifest != "" {
@@ -96,11 +98,13 @@ func preparePod(g *globals, pf *podFlags, rest []string) (*pod.Pod, *store.Store
 	if cfg.Stage1Key, err = g.stage1Key(st, pf.stage1Flags); err != nil {
 		return nil, nil, err
 	}
+	g.debugf("stage1 image %s", cfg.Stage1Key)
 	cfg.DataDir, cfg.NoOverlay, cfg.Debugf = g.Dir, pf.NoOverlay, g.debugf
 	p, err := prepare.Prepare(st, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	g.debugf("pod %s prepared", p.UUID)
 	g.markUsed(st, append(used, cfg.Stage1Key)...)
 	if pf.UUIDFileSave != "" {
 		if err := pod.WriteUUIDFile(pf.UUIDFileSave, p.UUID.String()); err != nil {

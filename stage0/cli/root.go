@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,6 +30,7 @@ type globals struct {
 
 	insecure insecureOptions
 	cfg      *config.Config
+	start    time.Time
 	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
@@ -118,7 +120,7 @@ func (g *globals) finish() error {
 
 func (g *globals) debugf(format string, args ...any) {
 	if g.Debug {
-		fmt.Fprintf(g.stderr, "rkt: "+format+"\n", args...)
+		fmt.Fprintf(g.stderr, "rkt: [%6.1fms] "+format+"\n", append([]any{float64(time.Since(g.start).Microseconds()) / 1000}, args...)...)
 	}
 }
 
@@ -129,7 +131,7 @@ func (g *globals) warnf(format string, args ...any) {
 // Main runs rkt with args (without the program name) and returns the exit
 // status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, start: time.Now()}
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -67,6 +67,7 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags) error {
 	if err := launch.MountRootfs(p.Path(), st.TreeRootfs, apps); err != nil {
 		return fmt.Errorf("pod %s: %w", p.UUID, err)
 	}
+	g.debugf("rootfs mounted")
 	args := stage1.RunArgs{
 		Debug:          g.Debug,
 		Interactive:    rf.Interactive,
@@ -95,6 +96,7 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags) error {
 			return err
 		}
 	}
+	g.debugf("executing stage1")
 	return launch.ExecRun(p, args, g.Debug)
 }
 

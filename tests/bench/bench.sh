@@ -6,7 +6,13 @@ set -euo pipefail
 B=$(cd "$1" && pwd)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=$(mktemp -d /var/tmp/rkt-bench.XXXXXX)
-trap 'umount -R "$W"/* 2>/dev/null || true; rm -rf "$W"' EXIT
+cleanup() {
+	for d in "$W"/data "$W"/bigdata; do
+		[ -d "$d" ] && "$1/bin/rkt" --dir="$d" gc --grace-period=0 >/dev/null 2>&1 || true
+	done
+	rm -rf "$W"
+}
+trap 'cleanup "$B"' EXIT
 cd "$ROOT"
 go build -o "$W/timeit" ./tests/bench/timeit
 go build -o "$W/mkaci" ./aci/acibuild/mkaci
@@ -55,6 +61,29 @@ t -n "$N" -name big-second-run -setup "$RKT --dir=$W/bigdata gc --grace-period=0
 t -n "$N" -name tiny-second-run -setup "$RKT --dir=$W/bigdata gc --grace-period=0 >/dev/null 2>&1 || true" -- \
 	"$RKT" --dir="$W/bigdata" --insecure-options=image run --stage1-path="$FLY" "$W/tiny.aci"
 
+echo "# verified fetch of the 200 MiB image from a loopback HTTPS server vs curl | sha512sum"
+go build -o "$W/fetchserve" ./tests/bench/fetchserve
+"$W/fetchserve" -image "$W/big.aci" -dir "$W/serve" &
+SERVE_PID=$!
+trap 'kill "$SERVE_PID" 2>/dev/null || true; umount -R "$W"/* 2>/dev/null || true; rm -rf "$W"' EXIT
+for _ in $(seq 300); do [ -e "$W/serve/env" ] && break; sleep 0.1; done
+. "$W/serve/env"
+"$RKT" --local-config="$W/fetchcfg" trust --root --skip-fingerprint-review "$KEY" >/dev/null 2>&1
+t -n 3 -name https-fetch -setup "rm -rf $W/fetchdata" -- \
+	env SSL_CERT_FILE="$CA" "$RKT" --dir="$W/fetchdata" --local-config="$W/fetchcfg" fetch "$URL"
+t -n 3 -name curl+sha512sum -- sh -c "curl -s --noproxy '*' --cacert $CA $URL | sha512sum"
+
+echo "# docker:// re-fetch of an unchanged image (layers downloaded, from the registry's count)"
+DD=$W/dockerdata
+# aci/docker does not create its work directory in a fresh --dir yet.
+mkdir -p "$DD/tmp/fetch"
+"$RKT" --dir="$DD" --insecure-options=image,http fetch "$DOCKER" >/dev/null 2>&1
+before=$(curl -s --noproxy '*' "$STATS")
+t -n 3 -name docker-refetch -- "$RKT" --dir="$DD" --insecure-options=image,http fetch --pull-policy=update "$DOCKER"
+after=$(curl -s --noproxy '*' "$STATS")
+printf 'docker-refetch-blobs\t%d\t0\n' "$((after - before))" | tee -a "$results"
+kill "$SERVE_PID" 2>/dev/null || true
+
 echo "# ratios (targets in parentheses)"
 awk -F'\t' '{ms[$1]=$2; rss[$1]=$3}
 END {
@@ -62,5 +91,7 @@ END {
 	printf "fly-run / unshare-chroot      %.2f (<= 3)\n", ms["fly-run"]/ms["unshare-chroot"]
 	printf "big-first-run / sha512sum+tar %.2f (<= 1.5)\n", ms["big-first-run"]/ms["sha512sum+tar"]
 	printf "big-second / tiny-second      %.2f (<= 1.2)\n", ms["big-second-run"]/ms["tiny-second-run"]
+	printf "https-fetch / curl+sha512sum  %.2f (<= 1.5)\n", ms["https-fetch"]/ms["curl+sha512sum"]
+	printf "docker re-fetch blob downloads %d (0)\n", ms["docker-refetch-blobs"]
 	printf "peak RSS of rkt (fly-run, big-first-run): %.1f, %.1f MiB (<= 40)\n", rss["fly-run"], rss["big-first-run"]
 }' "$results"
