@@ -32,6 +32,11 @@ func (im *Image) WriteACI(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return describe(im.Ref, "listing layers", err)
 	}
+	if im.opts.WorkDir != "" {
+		if err := os.MkdirAll(im.opts.WorkDir, 0o700); err != nil {
+			return fmt.Errorf("docker image %s: creating layer directory: %w", im.Ref.Original, err)
+		}
+	}
 	dir, err := os.MkdirTemp(im.opts.WorkDir, "docker-layers-")
 	if err != nil {
 		return fmt.Errorf("docker image %s: creating layer directory: %w", im.Ref.Original, err)

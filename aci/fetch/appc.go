@@ -138,7 +138,7 @@ func (f *Fetcher) importVerified(src io.Reader, sig []byte, exp expectation) (in
 	}
 	if gr.err != nil {
 		// Our own reason is more precise than the store's report of it.
-		return store.ImageInfo{}, nil, gr.srcErr, gr.err
+		return store.ImageInfo{}, nil, gr.srcErr, named(gr.err, exp)
 	}
 	if err != nil {
 		return store.ImageInfo{}, nil, false, fmt.Errorf("importing %s: %w", exp.what, err)

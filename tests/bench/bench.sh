@@ -65,12 +65,13 @@ echo "# verified fetch of the 200 MiB image from a loopback HTTPS server vs curl
 go build -o "$W/fetchserve" ./tests/bench/fetchserve
 "$W/fetchserve" -image "$W/big.aci" -dir "$W/serve" &
 SERVE_PID=$!
-trap 'kill "$SERVE_PID" 2>/dev/null || true; umount -R "$W"/* 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'kill "$SERVE_PID" 2>/dev/null || true; cleanup "$B"' EXIT
 for _ in $(seq 300); do [ -e "$W/serve/env" ] && break; sleep 0.1; done
 . "$W/serve/env"
 "$RKT" --local-config="$W/fetchcfg" trust --root --skip-fingerprint-review "$KEY" >/dev/null 2>&1
+# Both through sh, progress lines dropped.
 t -n 3 -name https-fetch -setup "rm -rf $W/fetchdata" -- \
-	env SSL_CERT_FILE="$CA" "$RKT" --dir="$W/fetchdata" --local-config="$W/fetchcfg" fetch "$URL"
+	sh -c "SSL_CERT_FILE=$CA $RKT --dir=$W/fetchdata --local-config=$W/fetchcfg fetch $URL 2>/dev/null"
 t -n 3 -name curl+sha512sum -- sh -c "curl -s --noproxy '*' --cacert $CA $URL | sha512sum"
 
 echo "# docker:// re-fetch of an unchanged image (layers downloaded, from the registry's count)"
@@ -79,7 +80,7 @@ DD=$W/dockerdata
 mkdir -p "$DD/tmp/fetch"
 "$RKT" --dir="$DD" --insecure-options=image,http fetch "$DOCKER" >/dev/null 2>&1
 before=$(curl -s --noproxy '*' "$STATS")
-t -n 3 -name docker-refetch -- "$RKT" --dir="$DD" --insecure-options=image,http fetch --pull-policy=update "$DOCKER"
+t -n 3 -name docker-refetch -- sh -c "$RKT --dir=$DD --insecure-options=image,http fetch --pull-policy=update $DOCKER 2>/dev/null"
 after=$(curl -s --noproxy '*' "$STATS")
 printf 'docker-refetch-blobs\t%d\t0\n' "$((after - before))" | tee -a "$results"
 kill "$SERVE_PID" 2>/dev/null || true
