@@ -115,7 +115,7 @@ func (f *Fetcher) importVerified(src io.Reader, sig []byte, exp expectation) (in
 	}
 	gr := newGatedReader(src, finish, sinks...)
 	start := time.Now()
-	info, err = f.opts.Store.Import(gr, store.ImportOptions{Latest: exp.latest})
+	info, err = f.opts.Store.Import(gr, store.ImportOptions{Latest: exp.latest, NoRender: f.opts.NoRender})
 	if err != nil && !finished && gr.err == nil && check != nil {
 		// The store refused the content before its end. If that is
 		// because it was tampered with, the signature says so more

@@ -65,7 +65,7 @@ func (f *Fetcher) fetchDocker(ctx context.Context, r *Ref) (string, error) {
 		pw.CloseWithError(err)
 		werr <- err
 	}()
-	info, err := f.opts.Store.Import(pr, store.ImportOptions{})
+	info, err := f.opts.Store.Import(pr, store.ImportOptions{NoRender: f.opts.NoRender})
 	pr.CloseWithError(errImportEnded)
 	// The first failure is the one to report: a conversion error reaches
 	// the store as a read error; a store error stops the conversion.

@@ -122,6 +122,9 @@ type Options struct {
 	// StallTimeout aborts a download that receives nothing for that long
 	// (default 60s).
 	StallTimeout time.Duration
+	// NoRender imports without rendering the image's tree in the same
+	// pass (rkt fetch: the tree is made when a pod first uses the image).
+	NoRender bool
 	// OS and Arch default the os and arch labels of appc names (default:
 	// this machine's, in appc's spelling).
 	OS, Arch string

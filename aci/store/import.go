@@ -17,6 +17,10 @@ import (
 type ImportOptions struct {
 	// Latest marks the image as fetched by name without a version label.
 	Latest bool
+	// NoRender skips rendering the tree in the same pass: for images
+	// fetched to be run later (`rkt fetch`), where writing the tree now
+	// would double the disk work of the fetch for nothing.
+	NoRender bool
 }
 
 // staleAfter is the age past which an import clears dead operations' debris.
@@ -39,7 +43,7 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (ImageInfo, error) {
 	}
 	defer w.release()
 
-	res, err := s.receive(r, w)
+	res, err := s.receive(r, w, !opts.NoRender)
 	if err != nil {
 		return ImageInfo{}, fmt.Errorf("importing image: %w", err)
 	}
@@ -63,7 +67,7 @@ type received struct {
 	rendered bool
 }
 
-func (s *Store) receive(r io.Reader, w *work) (*received, error) {
+func (s *Store) receive(r io.Reader, w *work, render bool) (*received, error) {
 	dec, err := archive.NewReader(r)
 	if err != nil {
 		return nil, err
@@ -88,7 +92,6 @@ func (s *Store) receive(r io.Reader, w *work) (*received, error) {
 	if err != nil {
 		return nil, err
 	}
-	render := true
 	img, err := archive.Scan(tee, func(e *archive.Entry) error {
 		if e.Manifest != nil && (len(e.Manifest.Dependencies) > 0 || len(e.Manifest.PathWhitelist) > 0) {
 			// Rendering needs the other layers: RenderTree's job.

@@ -34,7 +34,7 @@ func (g *globals) resolver(st *store.Store, policy string) (*images.Resolver, er
 	if err != nil {
 		return nil, usageError{err}
 	}
-	r := &images.Resolver{Store: st, InsecureImage: g.insecure.Image, Policy: pp}
+	r := &images.Resolver{Store: st, InsecureImage: g.insecure.Image, Policy: pp, NoRender: g.fetchOnly}
 	for _, hook := range resolverHooks {
 		if err := hook(g, r); err != nil {
 			return nil, err

@@ -41,6 +41,7 @@ func runFetch(g *globals, f fetchFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	g.fetchOnly = true
 	r, err := g.resolver(st, f.PullPolicy)
 	if err != nil {
 		return err

@@ -31,9 +31,12 @@ type globals struct {
 	insecure insecureOptions
 	cfg      *config.Config
 	start    time.Time
-	stdin    io.Reader
-	stdout   io.Writer
-	stderr   io.Writer
+	// fetchOnly: images are fetched to be run later; their trees are
+	// rendered when a pod first needs them.
+	fetchOnly bool
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 const defaultDataDir = "/var/lib/rkt"

@@ -60,6 +60,8 @@ type Resolver struct {
 	// Remote handles everything that is not a file or already stored.
 	Remote Fetcher
 	Policy PullPolicy
+	// NoRender: see store.ImportOptions.
+	NoRender bool
 }
 
 // Kind classifies an image argument.
@@ -160,7 +162,7 @@ func (r *Resolver) importFile(path, sigPath string) (string, error) {
 			}
 		}
 	}
-	info, err := r.Store.Import(f, store.ImportOptions{})
+	info, err := r.Store.Import(f, store.ImportOptions{NoRender: r.NoRender})
 	if err != nil {
 		return "", fmt.Errorf("importing image %s: %w", path, err)
 	}
