@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/stage0/images"
@@ -165,3 +167,24 @@ func (g *globals) markUsed(st *store.Store, keys ...string) {
 }
 
 var errNotRoot = errors.New("this command needs root")
+
+// forEachPod runs do for each pod argument, or for the pod of --uuid-file,
+// going on past failures and reporting them all.
+func forEachPod(g *globals, uuidFile string, args []string, do func(g *globals, uuidFile, arg string) error) error {
+	if uuidFile != "" {
+		if len(args) > 0 {
+			return usageErrorf("give either UUIDs or --uuid-file, not both")
+		}
+		args = []string{""}
+	}
+	if len(args) == 0 {
+		return usageErrorf("no pod UUID given")
+	}
+	var errs *multierror.Error
+	for _, a := range args {
+		if err := do(g, uuidFile, a); err != nil {
+			errs = appendErr(errs, err)
+		}
+	}
+	return errs.ErrorOrNil()
+}

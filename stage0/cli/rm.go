@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/spf13/cobra"
 
 	"github.com/rktng/rkt/common/pod"
@@ -23,25 +22,10 @@ func newRmCommand(g *globals) *cobra.Command {
 }
 
 func runRm(g *globals, uuidFile string, args []string) error {
-	if uuidFile != "" {
-		if len(args) > 0 {
-			return usageErrorf("give either UUIDs or --uuid-file, not both")
-		}
-		args = []string{""}
-	}
-	if len(args) == 0 {
-		return usageErrorf("no pod UUID given")
-	}
-	var errs *multierror.Error
-	for _, a := range args {
-		if err := rmOne(g, a, uuidFile); err != nil {
-			errs = appendErr(errs, err)
-		}
-	}
-	return errs.ErrorOrNil()
+	return forEachPod(g, uuidFile, args, rmOne)
 }
 
-func rmOne(g *globals, arg, uuidFile string) error {
+func rmOne(g *globals, uuidFile, arg string) error {
 	p, err := g.loadPod(arg, uuidFile)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/spf13/cobra"
 
 	"github.com/rktng/rkt/common/pod"
@@ -30,22 +29,9 @@ func newStopCommand(g *globals) *cobra.Command {
 }
 
 func runStop(g *globals, f stopFlags, args []string) error {
-	if f.UUIDFile != "" {
-		if len(args) > 0 {
-			return usageErrorf("give either UUIDs or --uuid-file, not both")
-		}
-		args = []string{""}
-	}
-	if len(args) == 0 {
-		return usageErrorf("no pod UUID given")
-	}
-	var errs *multierror.Error
-	for _, a := range args {
-		if err := stopOne(g, f, a); err != nil {
-			errs = appendErr(errs, err)
-		}
-	}
-	return errs.ErrorOrNil()
+	return forEachPod(g, f.UUIDFile, args, func(g *globals, uuidFile, arg string) error {
+		return stopOne(g, f, arg)
+	})
 }
 
 func stopOne(g *globals, f stopFlags, arg string) error {

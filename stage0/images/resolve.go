@@ -17,6 +17,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/rktng/rkt/aci/fetch"
 	"github.com/rktng/rkt/aci/store"
 )
 
@@ -24,23 +25,23 @@ import (
 // --insecure-options=image was not given.
 var ErrUntrusted = errors.New("image signature not verified")
 
-// PullPolicy says when a remote image is fetched again.
-type PullPolicy string
+// PullPolicy is aci/fetch's: when the network is asked again.
+type PullPolicy = fetch.PullPolicy
 
 // Pull policies, as rkt's --pull-policy.
 const (
-	PullNew    PullPolicy = "new"
-	PullUpdate PullPolicy = "update"
-	PullNever  PullPolicy = "never"
+	PullNew    = fetch.PullNew
+	PullUpdate = fetch.PullUpdate
+	PullNever  = fetch.PullNever
 )
 
-// ParsePullPolicy validates s.
+// ParsePullPolicy validates the --pull-policy value s.
 func ParsePullPolicy(s string) (PullPolicy, error) {
-	switch p := PullPolicy(s); p {
-	case PullNew, PullUpdate, PullNever:
-		return p, nil
+	p, err := fetch.ParsePullPolicy(s)
+	if err != nil {
+		return "", fmt.Errorf("--pull-policy: %w", err)
 	}
-	return "", fmt.Errorf("--pull-policy %q: want new, update or never", s)
+	return p, nil
 }
 
 // Fetcher fetches what is not a local file or store reference: https,
