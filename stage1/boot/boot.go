@@ -1,0 +1,375 @@
+// Package boot is the run entrypoint of the stage1-host: it turns the pod
+// manifest into the pod's machine (hostname, machine-id, one stage2 config
+// and one unit set per app), puts itself in the pod's own cgroups, and execs
+// systemd-nspawn to boot the pod's systemd.
+//
+// Prepare does everything that can fail with a clear message and returns
+// the Plan; Exec carries it out and returns only on failure. Networking
+// beyond host/none (CNI) and the metadata service plug in here: see
+// netArgs and metadataURL.
+package boot
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/common/stage1"
+	"github.com/rktng/rkt/stage1/cgroups"
+	"github.com/rktng/rkt/stage1/machined"
+	"github.com/rktng/rkt/stage1/units"
+	"github.com/rktng/rkt/stage2"
+)
+
+// Files of the stage1-host in the pod directory and its rootfs.
+const (
+	// CgroupsFile lists the pod's cgroup directories, one per line, for gc.
+	CgroupsFile = "cgroups"
+	// InteractiveFlag (in the rootfs) tells stage2 that the console is
+	// the user's terminal.
+	InteractiveFlag = "rkt/interactive"
+	// JournalRunDir (in the rootfs) is bound over the pod's
+	// /run/systemd/journal, holding journald's sockets and the "flushed"
+	// flag that makes journald write to /var/log/journal from its first
+	// message: no flush service in the pod's boot path.
+	JournalRunDir = "rkt/journal-run"
+)
+
+// MachineName is the pod's machine name for nspawn and machined.
+func MachineName(uuid string) string { return "rkt-" + uuid }
+
+// Plan is the exec of systemd-nspawn that boots the pod.
+type Plan struct {
+	Path string
+	Args []string
+	Env  []string
+	// Register is whether nspawn registers the pod with machined.
+	Register bool
+}
+
+// Prepare writes the pod's machine into the stage1 rootfs of podDir.
+func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
+	podDir, err := filepath.Abs(podDir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(podDir, pod.ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading pod manifest: %w", err)
+	}
+	pm := &schema.PodManifest{}
+	if err := pm.UnmarshalJSON(b); err != nil {
+		return nil, fmt.Errorf("parsing pod manifest: %w", err)
+	}
+	apps, err := loadApps(podDir, pm)
+	if err != nil {
+		return nil, err
+	}
+	if args.Interactive && len(apps) != 1 {
+		return nil, fmt.Errorf("--interactive needs exactly one app, the pod has %d", len(apps))
+	}
+	id, err := parseUUID(args.UUID)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := pod.Stage1RootfsPath(podDir)
+	hostname := args.Hostname
+	if hostname == "" {
+		hostname = MachineName(args.UUID)
+	}
+	if err := writeMachine(rootfs, hostname, hex.EncodeToString(id[:]), args.Interactive); err != nil {
+		return nil, err
+	}
+
+	volumes := map[string]types.Volume{}
+	for _, v := range pm.Volumes {
+		volumes[v.Name.String()] = v
+	}
+	extraEnv := map[string]string{}
+	if u := metadataURL(args); u != "" {
+		extraEnv["AC_METADATA_URL"] = u
+	}
+	var binds []bind
+	var pu units.Pod
+	pu.Interactive = args.Interactive
+	notify := false
+	for _, a := range apps {
+		if err := a.resolveMounts(podDir, volumes); err != nil {
+			return nil, err
+		}
+		binds = append(binds, a.mounts...)
+		nb, err := nameFiles(podDir, a, args.DNSConfMode, hostname)
+		if err != nil {
+			return nil, err
+		}
+		binds = append(binds, nb...)
+		cfg, err := a.stage2Config(podDir, extraEnv)
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.Save(filepath.Join(rootfs, stage2.ConfigPath(a.name))); err != nil {
+			return nil, err
+		}
+		if err := writeEnvFile(pod.AppEnvPath(podDir, a.name), cfg.Environment); err != nil {
+			return nil, err
+		}
+		notify = notify || cfg.Notify
+		pu.Apps = append(pu.Apps, units.App{
+			Name:      a.name,
+			ImageName: a.image.Name.String(),
+			Notify:    cfg.Notify,
+			PostStop:  len(cfg.PostStop) > 0,
+		})
+	}
+	if err := units.Write(filepath.Join(rootfs, "etc/systemd/system"), pu); err != nil {
+		return nil, err
+	}
+
+	nspawn, err := exec.LookPath("systemd-nspawn")
+	if err != nil {
+		return nil, fmt.Errorf("systemd-nspawn not found (install systemd-container): %w", err)
+	}
+	plan := &Plan{Path: nspawn}
+	plan.Args = []string{
+		"systemd-nspawn",
+		"--boot",
+		"--keep-unit",
+		"--quiet",
+		"--link-journal=try-guest",
+		"--machine=" + MachineName(args.UUID),
+		"--hostname=" + hostname,
+		"--directory=" + rootfs,
+		"--bind=" + escapeBind(filepath.Join(rootfs, JournalRunDir)) + ":/run/systemd/journal",
+	}
+	if args.Interactive && isTerminal(0) {
+		plan.Args = append(plan.Args, "--console=interactive")
+	} else {
+		plan.Args = append(plan.Args, "--console=read-only")
+	}
+	if notify {
+		plan.Args = append(plan.Args, "--notify-ready=yes")
+	}
+	if args.PrivateUsers != "" {
+		plan.Args = append(plan.Args, "--private-users="+args.PrivateUsers, "--private-users-ownership=chown")
+	}
+	net, err := netArgs(args.Net)
+	if err != nil {
+		return nil, err
+	}
+	plan.Args = append(plan.Args, net...)
+	for _, b := range binds {
+		plan.Args = append(plan.Args, b.arg())
+	}
+	// Arguments after the directory go to the pod's systemd.
+	plan.Args = append(plan.Args, "--")
+	if args.Debug {
+		plan.Args = append(plan.Args, "--log-level=debug", "--show-status=1")
+	}
+	plan.Env = append(os.Environ(),
+		// cgroup2 inside the pod whatever the host's layout: on a hybrid
+		// host the pod's systemd otherwise prints errors about the v1
+		// controllers nspawn mounts read-only, on rkt's stdout.
+		"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1",
+	)
+	if !args.Debug {
+		// nspawn's notices ("Trying to halt container...") are not the
+		// apps' output; its warnings and errors still show.
+		plan.Env = append(plan.Env, "SYSTEMD_LOG_LEVEL=warning")
+	}
+	return plan, nil
+}
+
+func (b bind) arg() string {
+	flag := "--bind="
+	if b.readOnly {
+		flag = "--bind-ro="
+	}
+	s := flag + escapeBind(b.source) + ":" + escapeBind(b.target)
+	if b.nonRecurse {
+		s += ":norbind"
+	}
+	return s
+}
+
+// escapeBind escapes the colons nspawn's --bind splits on.
+func escapeBind(p string) string { return strings.ReplaceAll(p, ":", `\:`) }
+
+// ErrNetwork is wrapped for --net values this stage1 cannot provide.
+var ErrNetwork = errors.New("network not available")
+
+// netArgs maps rkt's --net list to nspawn. "host" shares the host's
+// network; "none" and "default-restricted" get a private namespace with
+// loopback only. "default" shares the host's network too until CNI
+// networking is wired in here: the pod then reaches what rkt's default
+// network reached (the outside and the metadata service), without its own
+// address. Other names are CNI networks, refused rather than ignored.
+func netArgs(nets []string) ([]string, error) {
+	if len(nets) == 0 {
+		nets = []string{"default"}
+	}
+	private := false
+	for _, n := range nets {
+		name, _, _ := strings.Cut(n, ":")
+		switch name {
+		case "host", "default", "all":
+		case "none", "default-restricted":
+			private = true
+		default:
+			return nil, fmt.Errorf("--net=%s: CNI networks are not supported by this stage1 yet: %w", name, ErrNetwork)
+		}
+	}
+	if private {
+		return []string{"--private-network"}, nil
+	}
+	return nil, nil
+}
+
+// metadataURL is AC_METADATA_URL when the pod is registered with the
+// metadata service, which listens on the host's loopback: the pod reaches
+// it while it shares the host's network. A private (CNI) network will need
+// the host's address on that network here.
+func metadataURL(args stage1.RunArgs) string {
+	if args.MDSToken == "" {
+		return ""
+	}
+	return "http://127.0.0.1:18112/" + args.MDSToken
+}
+
+func parseUUID(s string) ([16]byte, error) {
+	var id [16]byte
+	h := strings.ReplaceAll(s, "-", "")
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != 16 {
+		return id, fmt.Errorf("pod UUID %q: %w", s, stage1.ErrUsage)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func writeMachine(rootfs, hostname, machineID string, interactive bool) error {
+	files := map[string]string{
+		"etc/hostname":             hostname + "\n",
+		"etc/machine-id":           machineID + "\n",
+		JournalRunDir + "/flushed": "",
+	}
+	if interactive {
+		files[InteractiveFlag] = ""
+	}
+	for rel, content := range files {
+		p := filepath.Join(rootfs, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("writing %s: %w", rel, err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", rel, err)
+		}
+	}
+	for _, d := range []string{"var/log/journal", "rkt/status", "rkt/env"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func writeEnvFile(path string, env []string) error {
+	var b strings.Builder
+	for _, kv := range env {
+		b.WriteString(strings.ReplaceAll(kv, "\n", `\n`))
+		b.WriteByte('\n')
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing environment file %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing environment file %s: %w", path, err)
+	}
+	return nil
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}
+
+// Place moves the calling process into the pod's cgroups, records them in
+// podDir, decides machined registration (by trying it: the pod is never
+// refused because machined is absent), and writes ppid: after the exec,
+// this process is nspawn, the parent of the pod's only process.
+func (p *Plan) Place(ctx context.Context, podDir, uuid string) error {
+	pl, err := cgroups.Join(cgroups.ScopeName(MachineName(uuid)))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(podDir, CgroupsFile), []byte(strings.Join(pl.Dirs, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("recording cgroups: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(podDir, pod.SubcgroupFile), []byte(pl.Subcgroup), 0o644); err != nil {
+		return fmt.Errorf("recording subcgroup: %w", err)
+	}
+	id, err := parseUUID(uuid)
+	if err != nil {
+		return err
+	}
+	p.Register = machined.Probe(ctx, MachineName(uuid), id, os.Getpid(), pod.Stage1RootfsPath(podDir)) == nil
+	reg := "--register=no"
+	if p.Register {
+		reg = "--register=yes"
+	}
+	p.Args = append(p.Args[:1], append([]string{reg}, p.Args[1:]...)...)
+	if err := os.WriteFile(filepath.Join(podDir, pod.PPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("writing ppid: %w", err)
+	}
+	return nil
+}
+
+// Exec replaces the process with nspawn in a mount namespace of its own,
+// where a tmpfs on /run/systemd/nspawn keeps nspawn's propagation
+// directories off the host's disk-backed /run (and its warning off rkt's
+// stderr). It returns only on failure.
+func (p *Plan) Exec() error {
+	// The namespace belongs to this thread; exec keeps the calling
+	// thread's, so the goroutine must stay on it.
+	runtime.LockOSThread()
+	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("creating nspawn's mount namespace: %w", err)
+	}
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
+		return &MountError{Target: "/", Flags: syscall.MS_REC | syscall.MS_SLAVE, Err: err}
+	}
+	const propagate = "/run/systemd/nspawn"
+	if err := os.MkdirAll(propagate, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", propagate, err)
+	}
+	if err := syscall.Mount("tmpfs", propagate, "tmpfs", 0, "mode=0755"); err != nil {
+		return &MountError{Source: "tmpfs", Target: propagate, FSType: "tmpfs", Err: err}
+	}
+	err := syscall.Exec(p.Path, p.Args, p.Env)
+	return fmt.Errorf("executing %s: %w", p.Path, err)
+}
+
+// MountError is a failed mount(2).
+type MountError struct {
+	Source, Target, FSType string
+	Flags                  uintptr
+	Err                    error
+}
+
+func (e *MountError) Error() string {
+	return fmt.Sprintf("mount %q on %q (type %q, flags %#x): %v", e.Source, e.Target, e.FSType, e.Flags, e.Err)
+}
+
+func (e *MountError) Unwrap() error { return e.Err }

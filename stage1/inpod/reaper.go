@@ -1,0 +1,152 @@
+// Package inpod is the reaper that the pod's systemd runs (through the
+// stage2 binary) after each app: it records the app's exit status and ends
+// the pod when the first app fails or the last one ends.
+package inpod
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/stage2"
+)
+
+// Paths inside the pod.
+const (
+	StatusDir = "/rkt/status"
+	// failedMarker is created by the first app to fail: its status, not a
+	// later one's, becomes the pod's.
+	failedMarker = "/rkt/pod-failed"
+)
+
+// Result is how an app ended, from the variables systemd gives
+// ExecStopPost commands.
+type Result struct {
+	// Status is the app's exit status, or 128+signal when a signal
+	// killed it.
+	Status int
+	// Failed follows systemd's judgement (SERVICE_RESULT): a clean exit
+	// or death by SIGTERM/SIGINT/SIGHUP/SIGPIPE is not a failure.
+	Failed bool
+}
+
+// ResultFromEnv reads SERVICE_RESULT, EXIT_CODE and EXIT_STATUS. An app
+// that never ran (its start failed before the main process existed) is a
+// failure with status 254 unless systemd says otherwise.
+func ResultFromEnv(getenv func(string) string) Result {
+	r := Result{Failed: getenv("SERVICE_RESULT") != "success"}
+	status := getenv("EXIT_STATUS")
+	switch getenv("EXIT_CODE") {
+	case "exited":
+		if n, err := strconv.Atoi(status); err == nil {
+			r.Status = n
+		}
+	case "killed", "dumped":
+		if sig := unix.SignalNum("SIG" + status); sig != 0 {
+			r.Status = 128 + int(sig)
+		} else if n, err := strconv.Atoi(status); err == nil {
+			r.Status = 128 + n
+		}
+	default:
+		if r.Failed {
+			r.Status = stage2.ExitConfig
+		}
+	}
+	if r.Failed && r.Status == 0 {
+		// A timeout or a watchdog: the process exited 0 too late.
+		r.Status = 1
+	}
+	return r
+}
+
+// Reap records app's result in StatusDir and ends the pod when this was
+// the first app to fail (with its status) or the last app to end.
+func Reap(app string, r Result) error {
+	if err := writeStatus(app, r.Status); err != nil {
+		return err
+	}
+	first := false
+	if r.Failed {
+		f, err := os.OpenFile(failedMarker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			f.Close()
+			first = true
+		}
+	}
+	if !first && (r.Failed || !allEnded()) {
+		return nil
+	}
+	code := 0
+	if first {
+		code = r.Status
+	}
+	return endPod(code, first)
+}
+
+func writeStatus(app string, status int) error {
+	// Written aside and renamed: a reader sees the whole number or nothing.
+	tmp := filepath.Join(filepath.Dir(StatusDir), ".status-"+app)
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(status)), 0o644); err != nil {
+		return fmt.Errorf("recording status of app %s: %w", app, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(StatusDir, app)); err != nil {
+		return fmt.Errorf("recording status of app %s: %w", app, err)
+	}
+	return nil
+}
+
+// allEnded says whether every app of the pod has a status.
+func allEnded() bool {
+	cfgs, err := filepath.Glob(filepath.Join(stage2.ConfigDir, "*.json"))
+	if err != nil || len(cfgs) == 0 {
+		return true
+	}
+	for _, c := range cfgs {
+		app := strings.TrimSuffix(filepath.Base(c), ".json")
+		if _, err := os.Stat(filepath.Join(StatusDir, app)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// endPod asks the pod's systemd to exit. With a code (the first failure),
+// through `systemctl exit CODE`, which sets the code nspawn (and so rkt)
+// returns; without, through the halt signal, which this image's halt.target
+// turns into an exit too, and which costs no process.
+//
+// The reaper does not speak D-Bus to the manager itself: systemd 252 leaves
+// a method call unanswered when it arrives in the same read as the
+// client's BEGIN, which is what a Go D-Bus client sends.
+func endPod(code int, setCode bool) error {
+	if setCode {
+		cmd := exec.Command(Systemctl, "--no-block", "exit", strconv.Itoa(code))
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("asking the pod's systemd to exit with %d: %v: %s", code, err, out)
+		if kerr := syscall.Kill(1, sigRTMIN+3); kerr != nil {
+			return errors.Join(err, fmt.Errorf("signalling the pod's systemd: %w", kerr))
+		}
+		return err
+	}
+	if err := syscall.Kill(1, sigRTMIN+3); err != nil {
+		return fmt.Errorf("signalling the pod's systemd: %w", err)
+	}
+	return nil
+}
+
+// Systemctl is the pod's systemctl.
+const Systemctl = "/usr/bin/systemctl"
+
+// sigRTMIN is the C library's SIGRTMIN, the base of systemd's signals:
+// SIGRTMIN+3 is "halt".
+const sigRTMIN = syscall.Signal(34)

@@ -1,0 +1,101 @@
+// Package machined talks to systemd-machined on the system bus: it finds
+// out whether a pod can be registered (by registering, since a bus that
+// answers introspection may still refuse the registration itself) and
+// removes a registration that nspawn left behind.
+package machined
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+const (
+	dest  = "org.freedesktop.machine1"
+	path  = dbus.ObjectPath("/org/freedesktop/machine1")
+	iface = "org.freedesktop.machine1.Manager"
+)
+
+// ErrNoBus is returned when there is no system bus to talk to.
+var ErrNoBus = errors.New("no system bus")
+
+// Timeout bounds every exchange with the bus: a pod never waits long for a
+// registration it can do without.
+const Timeout = 2 * time.Second
+
+func connect() (*dbus.Conn, error) {
+	addr := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS")
+	if addr == "" {
+		const sock = "/run/dbus/system_bus_socket"
+		if _, err := os.Stat(sock); err != nil {
+			return nil, ErrNoBus
+		}
+		addr = "unix:path=" + sock
+	}
+	conn, err := dbus.Dial(addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the system bus: %w", err)
+	}
+	if err := conn.Auth(nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("authenticating on the system bus: %w", err)
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("greeting the system bus: %w", err)
+	}
+	return conn, nil
+}
+
+// Probe registers machine name with leader as its leader process, then
+// unregisters it: a nil error means nspawn's own registration will work.
+func Probe(ctx context.Context, name string, id [16]byte, leader int, root string) error {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	conn, err := connect()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	obj := conn.Object(dest, path)
+	call := obj.CallWithContext(ctx, iface+".RegisterMachine", 0,
+		name, id[:], "rkt", "container", uint32(leader), root)
+	if call.Err != nil {
+		return fmt.Errorf("registering machine %s: %w", name, call.Err)
+	}
+	if err := obj.CallWithContext(ctx, iface+".UnregisterMachine", 0, name).Err; err != nil {
+		return fmt.Errorf("unregistering probe machine %s: %w", name, err)
+	}
+	return nil
+}
+
+// Unregister removes machine name; a machine that is not registered, or a
+// host without a bus or machined, is not an error.
+func Unregister(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	conn, err := connect()
+	if errors.Is(err, ErrNoBus) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = conn.Object(dest, path).CallWithContext(ctx, iface+".UnregisterMachine", 0, name).Err
+	var de dbus.Error
+	if errors.As(err, &de) && (strings.HasSuffix(de.Name, ".NoSuchMachine") ||
+		de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+		de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unregistering machine %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+// Package units writes the systemd units of one pod: a default.target that
+// wants every app, and per app a service that runs the stage2 helper (which
+// prepares the app's rootfs, runs its pre-start handlers and execs it), then
+// the reaper and the post-stop handlers after it. The static units of the
+// stage1 image (journald, the shutdown chain) are the files beside this
+// one; mkrootfs.sh copies them into the image.
+package units
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Stage2Bin is the helper that runs inside the pod for each app.
+const Stage2Bin = "/usr/lib/rkt/stage2"
+
+// App is what the units of one app depend on.
+type App struct {
+	Name      string
+	ImageName string
+	// Notify makes the service Type=notify: the pod is "ready" (and rkt's
+	// own NOTIFY_SOCKET hears READY=1) only when the app says so.
+	Notify bool
+	// PostStop adds the app's post-stop handlers after the reaper.
+	PostStop bool
+}
+
+// Pod is the set of apps and how the pod talks to rkt's terminal.
+type Pod struct {
+	Apps []App
+	// Interactive connects the (single) app to the console for input.
+	Interactive bool
+}
+
+// ServiceName is the unit of app: the app's name, as in rkt, so that
+// `journalctl -u APP` works.
+func ServiceName(app string) string { return app + ".service" }
+
+// Render returns the unit files of the pod, by file name.
+//
+// Apps wait for journald's sockets, not for journald itself: their output
+// queues in the socket while journald starts, and the pod's boot does not
+// pay for journald's start-up before the first app runs.
+func Render(p Pod) map[string]string {
+	out := make(map[string]string, len(p.Apps)+1)
+	var names []string
+	for _, a := range p.Apps {
+		names = append(names, ServiceName(a.Name))
+		out[ServiceName(a.Name)] = service(a, p.Interactive)
+	}
+	sort.Strings(names)
+	out["default.target"] = fmt.Sprintf(`# Booting the pod is starting its apps; it has "finished booting" (and
+# nspawn reports READY=1 under --notify-ready) when every app has started.
+[Unit]
+Description=rkt pod
+DefaultDependencies=no
+Wants=systemd-journald.service %[1]s
+After=%[1]s
+AllowIsolate=yes
+`, strings.Join(names, " "))
+	return out
+}
+
+func service(a App, interactive bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `[Unit]
+Description=Application=%s Image=%s
+DefaultDependencies=no
+After=systemd-journald.socket systemd-journald-dev-log.socket
+Conflicts=shutdown.target
+Before=shutdown.target
+
+[Service]
+`, a.Name, escapeValue(a.ImageName))
+	if a.Notify {
+		b.WriteString("Type=notify\nNotifyAccess=all\n")
+	} else {
+		b.WriteString("Type=simple\n")
+	}
+	// The reaper records the status as soon as the main process is gone;
+	// it runs before the post-stop handlers so that `rkt status` does not
+	// wait for them, and it is what ends the pod.
+	fmt.Fprintf(&b, `Restart=no
+KillMode=mixed
+ExecStart=%[1]s run %[2]s
+ExecStopPost=%[1]s reaper %[2]s
+`, Stage2Bin, a.Name)
+	if a.PostStop {
+		fmt.Fprintf(&b, "ExecStopPost=-%s post-stop %s\n", Stage2Bin, a.Name)
+	}
+	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", a.Name)
+	if interactive {
+		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\nTTYReset=yes\n")
+	} else {
+		b.WriteString("StandardOutput=journal+console\nStandardError=journal+console\n")
+	}
+	return b.String()
+}
+
+// escapeValue keeps a free-form value on one line and away from systemd's
+// specifier expansion.
+func escapeValue(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	s = strings.ReplaceAll(s, "\\", "\\\\")
+	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+}
+
+// Write writes the pod's units into dir (the stage1's etc/systemd/system).
+func Write(dir string, p Pod) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing units in %s: %w", dir, err)
+	}
+	for name, content := range Render(p) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("writing unit %s: %w", name, err)
+		}
+	}
+	return nil
+}

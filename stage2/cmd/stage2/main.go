@@ -1,0 +1,82 @@
+// Command stage2 is what runs inside the pod for each app. The pod's
+// systemd runs it as the app's service (run: prepare the rootfs, pre-start
+// handlers, exec the app), after the app (reaper: record the status, end
+// the pod when it is time, see stage1/inpod; post-stop handlers), and the
+// enter entrypoint runs it in the pod's namespaces (enter):
+//
+//	stage2 run APP
+//	stage2 reaper APP
+//	stage2 post-stop APP
+//	stage2 enter APP -- CMD [ARGS...]
+//
+// It reads the App that the stage1 wrote at stage2.ConfigPath(APP). It is a
+// small binary on purpose: it starts once or twice per app on the way to
+// the app's first instruction and out of the pod.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rktng/rkt/stage1/inpod"
+	"github.com/rktng/rkt/stage2"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: stage2 run|post-stop|enter APP [-- CMD...]")
+		return stage2.ExitConfig
+	}
+	verb, name := args[0], args[1]
+	if verb == "reaper" {
+		if err := inpod.Reap(name, inpod.ResultFromEnv(os.Getenv)); err != nil {
+			fmt.Fprintf(os.Stderr, "stage2 reaper: %v\n", err)
+			return stage2.ExitConfig
+		}
+		return 0
+	}
+	app, err := stage2.Load(stage2.ConfigPath(name))
+	if err == nil && verb == "run" {
+		err = app.Prepare()
+	}
+	if err == nil {
+		err = app.EnterRoot()
+	}
+	if err == nil {
+		switch verb {
+		case "run":
+			if err = app.RunHandlers("pre-start", app.PreStart); err == nil {
+				err = app.ExecAs(app.Exec)
+			}
+		case "post-stop":
+			err = app.RunHandlers("post-stop", app.PostStop)
+		case "enter":
+			cmd := args[2:]
+			if len(cmd) > 0 && cmd[0] == "--" {
+				cmd = cmd[1:]
+			}
+			if term, ok := os.LookupEnv("TERM"); ok {
+				if _, set := app.Getenv("TERM"); !set {
+					app.Environment = append(app.Environment, "TERM="+term)
+				}
+			}
+			err = app.ExecAs(app.EnterCommand(cmd))
+		default:
+			err = fmt.Errorf("unknown command %q", verb)
+		}
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "stage2: %v\n", err)
+	var se *stage2.StartError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return stage2.ExitConfig
+}

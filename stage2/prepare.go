@@ -1,0 +1,189 @@
+package stage2
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// InteractiveFlag exists in the pod when the console is the user's
+// terminal (the stage1 writes it).
+const InteractiveFlag = "/rkt/interactive"
+
+// devNodes are bound from the pod's /dev, which nspawn set up, into each
+// app's /dev: appc's list of devices.
+var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty", "console"}
+
+// MountError is a failed mount(2).
+type MountError struct {
+	Source, Target, FSType string
+	Flags                  uintptr
+	Err                    error
+}
+
+func (e *MountError) Error() string {
+	return fmt.Sprintf("mount %q on %q (type %q, flags %#x): %v", e.Source, e.Target, e.FSType, e.Flags, e.Err)
+}
+
+func (e *MountError) Unwrap() error { return e.Err }
+
+func mount(source, target, fstype string, flags uintptr, data string) error {
+	if err := syscall.Mount(source, target, fstype, flags, data); err != nil {
+		return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Err: err}
+	}
+	return nil
+}
+
+// Prepare gives the app its /proc, /sys, /dev (with /dev/pts, /dev/shm
+// shared by the pod's apps, /dev/log) and, for an app that speaks sd_notify,
+// the manager's notification socket; then makes the rootfs read-only if
+// asked. Volumes are already there: the stage1 bound them. It runs in the
+// pod's mount namespace, as root, before EnterRoot; it is part of the app's
+// start rather than a unit of its own because every process on the way to
+// the app's first instruction costs the pod's start time.
+func (a *App) Prepare() error {
+	if _, err := os.Stat(InteractiveFlag); errors.Is(err, os.ErrNotExist) {
+		plainConsole()
+	}
+	root := a.Root
+	in := func(p string) (string, error) { return ResolveIn(root, p) }
+	if a.ReadOnlyRootFS {
+		// A mount point of its own, to remount read-only at the end.
+		if err := mount(root, root, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return a.fail(ExitConfig, "preparing rootfs: %w", err)
+		}
+	}
+	steps := []func() error{
+		func() error {
+			p, err := dir(in, "/proc")
+			if err != nil {
+				return err
+			}
+			return mount("proc", p, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+		},
+		func() error {
+			p, err := dir(in, "/sys")
+			if err != nil {
+				return err
+			}
+			if err := mount("/sys", p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+				return err
+			}
+			return mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+		},
+		func() error { return prepareDev(in) },
+		func() error {
+			if !a.Notify {
+				return nil
+			}
+			return bindFile(in, "/run/systemd/notify", "/run/systemd/notify")
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return a.fail(ExitConfig, "preparing rootfs: %w", err)
+		}
+	}
+	if a.ReadOnlyRootFS {
+		if err := mount("", root, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			return a.fail(ExitConfig, "preparing rootfs: %w", err)
+		}
+	}
+	return nil
+}
+
+func prepareDev(in func(string) (string, error)) error {
+	dev, err := dir(in, "/dev")
+	if err != nil {
+		return err
+	}
+	if err := mount("tmpfs", dev, "tmpfs", syscall.MS_NOSUID|syscall.MS_STRICTATIME, "mode=0755"); err != nil {
+		return err
+	}
+	for _, n := range devNodes {
+		if err := bindFile(in, "/dev/"+n, "/dev/"+n); err != nil {
+			return err
+		}
+	}
+	for _, d := range []struct {
+		name     string
+		optional bool
+	}{{"pts", false}, {"shm", false}, {"mqueue", true}} {
+		src := "/dev/" + d.name
+		if _, err := os.Stat(src); err != nil && d.optional {
+			continue
+		}
+		p := filepath.Join(dev, d.name)
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := mount(src, p, "", syscall.MS_BIND, ""); err != nil {
+			return err
+		}
+	}
+	for link, target := range map[string]string{
+		"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+	} {
+		if err := os.Symlink(target, filepath.Join(dev, link)); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	if _, err := os.Stat("/run/systemd/journal/dev-log"); err == nil {
+		if err := bindFile(in, "/dev/log", "/run/systemd/journal/dev-log"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dir resolves p in the app's root and makes sure it is a directory.
+func dir(in func(string) (string, error), p string) (string, error) {
+	t, err := in(p)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(t, 0o755); err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// bindFile binds the pod's file src over p in the app's root, creating an
+// empty file there to mount on.
+func bindFile(in func(string) (string, error), p, src string) error {
+	t, err := in(p)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(t), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(t, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return mount(src, t, "", syscall.MS_BIND, "")
+}
+
+// plainConsole turns off newline translation on the pod's console: it is a
+// pseudo-terminal that nspawn copies to rkt's stdout, and the apps' "\n"
+// must arrive as "\n", not "\r\n". An interactive console keeps it.
+func plainConsole() {
+	fd, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return
+	}
+	t.Oflag &^= unix.ONLCR
+	_ = unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
