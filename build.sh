@@ -116,10 +116,12 @@ run_tests() {
 	build
 	log "go vet"
 	go vet ./...
-	log "go test"
+	log "go test (functional tests on the fly stage1)"
 	# Functional tests build their own binaries and images from Go; the
 	# built tree above is what the README's demo uses.
 	go test -count=1 -timeout 40m ./...
+	log "go test ./tests (functional tests on the default stage1, stage1-host)"
+	RKT_STAGE1=host go test -count=1 -timeout 40m ./tests/...
 }
 
 bench() {
