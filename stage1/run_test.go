@@ -388,7 +388,7 @@ func TestManyPodsLeaveNothingBehind(t *testing.T) {
 // the pod's systemd yet) still ends the pod.
 func TestStopRightAfterStart(t *testing.T) {
 	requirePods(t)
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 2; i++ {
 		p := newPod(t, []testApp{{Name: "sleeper", Exec: []string{"sleep", "1000"}}})
 		cmd, out, errb := p.start("--net=host")
 		waitFile(t, filepath.Join(p.Dir, pod.PPIDFile), 20*time.Second)

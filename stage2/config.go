@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/rktng/rkt/stage2/isolators"
 )
 
 // ConfigDir is where the stage1 writes one App per app, relative to the
@@ -52,6 +54,16 @@ type App struct {
 	Notify bool `json:"notify,omitempty"`
 	// ReadOnlyRootFS makes the app's rootfs read-only once prepared.
 	ReadOnlyRootFS bool `json:"readOnlyRootFS,omitempty"`
+	// Confinement is applied to the app and to every `rkt enter` into it;
+	// nil confines nothing (an old config).
+	Confinement *isolators.Confinement `json:"confinement,omitempty"`
+	// CgroupDirs are the app's cgroups in the v1 hierarchies, made and
+	// limited by the stage1 on the host and bound writable into the pod
+	// (paths in the stage1 root): the helper moves itself there first.
+	CgroupDirs []string `json:"cgroupDirs,omitempty"`
+	// DisablePaths leaves /proc unmasked and /sys writable
+	// (--insecure-options=paths).
+	DisablePaths bool `json:"disablePaths,omitempty"`
 }
 
 // ConfigPath is the file holding app's App, relative to the stage1 root.

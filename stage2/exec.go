@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 )
@@ -175,6 +176,12 @@ func (a *App) ExecAs(argv []string) error {
 	if err != nil {
 		return err
 	}
+	// Capabilities, no-new-privileges and seccomp are per thread: they
+	// are set on this one, which then execs.
+	runtime.LockOSThread()
+	if err := a.confineBefore(); err != nil {
+		return err
+	}
 	if err := syscall.Setgroups(toInts(a.SupplementaryGIDs)); err != nil {
 		return a.fail(ExitGroup, "setting supplementary groups %v: %w", a.SupplementaryGIDs, err)
 	}
@@ -186,6 +193,9 @@ func (a *App) ExecAs(argv []string) error {
 	}
 	if err := os.Chdir(a.workdir()); err != nil {
 		return a.fail(ExitChdir, "working directory %q: %w", a.workdir(), err)
+	}
+	if err := a.confineAfter(); err != nil {
+		return err
 	}
 	err = syscall.Exec(path, argv, a.env())
 	return a.fail(ExitExec, "executing %q: %w", path, err)

@@ -63,7 +63,13 @@ func (a *App) Prepare() error {
 			if err != nil {
 				return err
 			}
-			return mount("proc", p, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+			if err := mount("proc", p, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+				return err
+			}
+			if a.DisablePaths {
+				return nil
+			}
+			return maskProc(in)
 		},
 		func() error {
 			p, err := dir(in, "/sys")
@@ -72,6 +78,9 @@ func (a *App) Prepare() error {
 			}
 			if err := mount("/sys", p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 				return err
+			}
+			if a.DisablePaths {
+				return nil
 			}
 			return mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
 		},

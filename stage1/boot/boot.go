@@ -32,6 +32,7 @@ import (
 	"github.com/rktng/rkt/stage1/machined"
 	"github.com/rktng/rkt/stage1/units"
 	"github.com/rktng/rkt/stage2"
+	"github.com/rktng/rkt/stage2/isolators"
 )
 
 // Files of the stage1-host in the pod directory and its rootfs.
@@ -58,6 +59,10 @@ type Plan struct {
 	Env  []string
 	// Register is whether nspawn registers the pod with machined.
 	Register bool
+
+	apps      []appLimits
+	podLimits isolators.Limits
+	rootfs    string
 }
 
 // Prepare writes the pod's machine into the stage1 rootfs of podDir.
@@ -81,6 +86,12 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if args.Interactive && len(apps) != 1 {
 		return nil, fmt.Errorf("--interactive needs exactly one app, the pod has %d", len(apps))
 	}
+	// The app reads the pod's console, which nspawn joins to rkt's stdin
+	// only when that is a terminal: from a pipe or a file the app would
+	// wait for input forever.
+	if args.Interactive && !isTerminal(0) {
+		return nil, errors.New("--interactive needs a terminal on stdin")
+	}
 	id, err := parseUUID(args.UUID)
 	if err != nil {
 		return nil, err
@@ -102,6 +113,11 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if u := metadataURL(args); u != "" {
 		extraEnv["AC_METADATA_URL"] = u
 	}
+	keys, err := v1Keys()
+	if err != nil {
+		return nil, err
+	}
+	var limits []appLimits
 	var binds []bind
 	var pu units.Pod
 	pu.Interactive = args.Interactive
@@ -120,6 +136,11 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		l, err := a.confine(args, cfg, keys)
+		if err != nil {
+			return nil, err
+		}
+		limits = append(limits, appLimits{name: a.name, limits: l})
 		if err := cfg.Save(filepath.Join(rootfs, stage2.ConfigPath(a.name))); err != nil {
 			return nil, err
 		}
@@ -142,7 +163,7 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("systemd-nspawn not found (install systemd-container): %w", err)
 	}
-	plan := &Plan{Path: nspawn}
+	plan := &Plan{Path: nspawn, apps: limits, podLimits: podLimits(pm), rootfs: rootfs}
 	plan.Args = []string{
 		"systemd-nspawn",
 		"--boot",
@@ -176,7 +197,7 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	// Arguments after the directory go to the pod's systemd.
 	plan.Args = append(plan.Args, "--")
 	if args.Debug {
-		plan.Args = append(plan.Args, "--log-level=debug", "--show-status=1")
+		plan.Args = append(plan.Args, "--log-level=debug", "--log-target=console", "--show-status=1")
 	}
 	plan.Env = append(os.Environ(),
 		// cgroup2 inside the pod whatever the host's layout: on a hybrid
@@ -204,8 +225,11 @@ func (b bind) arg() string {
 	return s
 }
 
-// escapeBind escapes the colons nspawn's --bind splits on.
-func escapeBind(p string) string { return strings.ReplaceAll(p, ":", `\:`) }
+// escapeBind escapes the colons nspawn's --bind splits on, and the
+// backslashes it unescapes (cgroup scope names hold \x2d).
+func escapeBind(p string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(p, `\`, `\\`), ":", `\:`)
+}
 
 // ErrNetwork is wrapped for --net values this stage1 cannot provide.
 var ErrNetwork = errors.New("network not available")
@@ -319,6 +343,9 @@ func (p *Plan) Place(ctx context.Context, podDir, uuid string) error {
 	}
 	if err := os.WriteFile(filepath.Join(podDir, pod.SubcgroupFile), []byte(pl.Subcgroup), 0o644); err != nil {
 		return fmt.Errorf("recording subcgroup: %w", err)
+	}
+	if err := p.placeApps(p.rootfs); err != nil {
+		return err
 	}
 	id, err := parseUUID(uuid)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/stage1/boot"
@@ -39,10 +40,13 @@ func Stop(podDir string, force bool) error {
 		return err
 	}
 	if !force {
-		if err := syscall.Kill(nspawn, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("stopping pod (nspawn pid %d): %w", nspawn, err)
+		err := stopGracefully(nspawn)
+		if !errors.Is(err, errStillRunning) {
+			return err
 		}
-		return nil
+		// Like systemd's TimeoutStopSec: a pod that does not halt is
+		// killed rather than left running behind a failed stop.
+		fmt.Fprintf(os.Stderr, "stop: %v: killing it\n", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(podDir, boot.CgroupsFile)); err == nil {
 		for _, d := range strings.Fields(string(b)) {
@@ -54,6 +58,37 @@ func Stop(podDir string, force bool) error {
 	}
 	return nil
 }
+
+// stopGracefully asks nspawn to halt the pod and repeats the request until
+// nspawn is gone: a pod's systemd that has not yet installed its signal
+// handlers (right after start) ignores the halt signal, as any PID 1 does
+// with a signal it does not handle. A pod that is still there after
+// stopWait is left to `stop --force`.
+func stopGracefully(nspawn int) error {
+	deadline := time.Now().Add(stopWait)
+	for {
+		err := syscall.Kill(nspawn, syscall.SIGTERM)
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("stopping pod (nspawn pid %d): %w", nspawn, err)
+		}
+		for next := time.Now().Add(time.Second); time.Now().Before(next); {
+			time.Sleep(50 * time.Millisecond)
+			if syscall.Kill(nspawn, 0) != nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pod (nspawn pid %d) still running %v after the stop request: %w", nspawn, stopWait, errStillRunning)
+		}
+	}
+}
+
+const stopWait = 10 * time.Second
+
+var errStillRunning = errors.New("pod did not halt")
 
 func readPID(path string) (int, error) {
 	b, err := os.ReadFile(path)

@@ -42,7 +42,9 @@ func run(args []string) int {
 	}
 	app, err := stage2.Load(stage2.ConfigPath(name))
 	if err == nil && verb == "run" {
-		err = app.Prepare()
+		if err = app.JoinCgroups(); err == nil {
+			err = app.Prepare()
+		}
 	}
 	if err == nil {
 		err = app.EnterRoot()

@@ -1,0 +1,125 @@
+package boot
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rktng/rkt/common/stage1"
+	"github.com/rktng/rkt/stage1/cgroups"
+	"github.com/rktng/rkt/stage2"
+	"github.com/rktng/rkt/stage2/isolators"
+)
+
+// CgroupBindDir (in the rootfs) holds each app's v1 cgroups, bound
+// writable from the host: nspawn shows the pod the v1 hierarchies
+// read-only (or not at all), so limits the pod set itself would not hold.
+// The stage1 makes and limits system.slice/APP.service below the pod's
+// cgroup in every v1 controller hierarchy; the stage2 helper moves itself
+// there before it starts the app.
+const CgroupBindDir = "rkt/cgroup"
+
+// appLimits is what Place needs of one app.
+type appLimits struct {
+	name   string
+	limits isolators.Limits
+}
+
+// AppCgroupPath is the app's cgroup below the pod's, the same path the
+// pod's systemd gives the app's unit in its own (cgroup2) tree.
+func AppCgroupPath(app string) string { return "system.slice/" + app + ".service" }
+
+// confine resolves a's isolators into cfg and returns its limits; it
+// warns about isolators it does not enforce (appc: never silently).
+func (a *app) confine(args stage1.RunArgs, cfg *stage2.App, keys []string) (isolators.Limits, error) {
+	var image, own types.Isolators
+	if a.image.App != nil {
+		image = a.image.App.Isolators
+	}
+	if a.ra.App != nil {
+		own = a.ra.App.Isolators
+	}
+	merged := isolators.Merge(image, own)
+	res, err := isolators.Resolve(merged, isolators.Options{
+		DisableCapabilities: args.DisableCaps,
+		DisableSeccomp:      args.DisableSeccomp,
+	})
+	if err != nil {
+		return isolators.Limits{}, fmt.Errorf("app %s: isolators: %w", a.name, err)
+	}
+	for _, u := range res.Unknown {
+		fmt.Fprintf(os.Stderr, "stage1: app %s: isolator %s is not enforced by this stage1\n", a.name, u)
+	}
+	c := res.Confinement
+	cfg.Confinement = &c
+	cfg.DisablePaths = args.DisablePaths
+	for _, k := range keys {
+		cfg.CgroupDirs = append(cfg.CgroupDirs, "/"+filepath.Join(CgroupBindDir, a.name, k))
+	}
+	return res.Limits, nil
+}
+
+// v1Keys are the v1 controller hierarchies the caller sees: the ones that
+// get app cgroups.
+func v1Keys() ([]string, error) {
+	hs, err := cgroups.Hierarchies(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, h := range hs {
+		if h.Key != "" && !strings.HasPrefix(h.Key, "name=") {
+			keys = append(keys, h.Key)
+		}
+	}
+	return keys, nil
+}
+
+// podLimits warns about pod isolators that are not resource limits.
+func podLimits(pm *schema.PodManifest) isolators.Limits {
+	l, unknown := isolators.PodLimits(pm.Isolators)
+	for _, u := range unknown {
+		fmt.Fprintf(os.Stderr, "stage1: pod isolator %s is not enforced by this stage1\n", u)
+	}
+	return l
+}
+
+// placeApps runs once the process is in the pod's cgroups: it limits the
+// pod, makes and limits each app's cgroups and binds them into the pod.
+func (p *Plan) placeApps(rootfs string) error {
+	hs, err := cgroups.Hierarchies(os.Getpid())
+	if err != nil {
+		return err
+	}
+	if !p.podLimits.Zero() {
+		if err := cgroups.SetLimits(hs, p.podLimits); err != nil {
+			return fmt.Errorf("pod isolators: %w", err)
+		}
+	}
+	var binds []string
+	for _, a := range p.apps {
+		cgs, err := cgroups.AppCgroups(hs, AppCgroupPath(a.name), a.limits)
+		if err != nil {
+			return fmt.Errorf("app %s: cgroups: %w", a.name, err)
+		}
+		for _, cg := range cgs {
+			target := filepath.Join(CgroupBindDir, a.name, cg.Key)
+			if err := os.MkdirAll(filepath.Join(rootfs, target), 0o755); err != nil {
+				return fmt.Errorf("app %s: cgroups: %w", a.name, err)
+			}
+			binds = append(binds, bind{source: cg.Dir, target: "/" + target, nonRecurse: true}.arg())
+		}
+	}
+	// Binds go before "--": what follows is the pod's systemd's.
+	for i, a := range p.Args {
+		if a == "--" {
+			p.Args = append(p.Args[:i:i], append(binds, p.Args[i:]...)...)
+			break
+		}
+	}
+	return nil
+}

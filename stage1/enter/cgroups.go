@@ -1,0 +1,60 @@
+package enter
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// cgroupsFile is boot.CgroupsFile: the pod's cgroup directories, one per
+// line, in the pod directory (the working directory of every entrypoint).
+const cgroupsFile = "cgroups"
+
+// joinAppCgroups moves the calling process into the app's cgroup in every
+// hierarchy where the pod has one (the v1 ones the stage1 made and
+// limited, the cgroup2 one of the app's unit in the pod's systemd), from
+// the host side where all of them are writable: an entered command counts
+// against the app's limits like the app's own processes (rkt ran it in no
+// cgroup at all, CVE-2019-10147). A hierarchy without the app's cgroup is
+// skipped; a pod without a cgroups file (an older stage1) is not entered
+// unconfined silently but refused.
+func joinAppCgroups(app string) error {
+	b, err := os.ReadFile(cgroupsFile)
+	if err != nil {
+		return fmt.Errorf("reading the pod's cgroups: %w", err)
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	unit := app + ".service"
+	joined := 0
+	for _, dir := range strings.Fields(string(b)) {
+		target := ""
+		_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.IsDir() {
+				return nil
+			}
+			if e.Name() == unit {
+				target = p
+				return filepath.SkipAll
+			}
+			return nil
+		})
+		if target == "" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(target, "cgroup.procs"), pid, 0); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // the app's unit ended meanwhile
+			}
+			return fmt.Errorf("joining cgroup %s: %w", target, err)
+		}
+		joined++
+	}
+	if joined == 0 {
+		return fmt.Errorf("app %s has no cgroup in the pod", app)
+	}
+	return nil
+}
