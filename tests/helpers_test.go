@@ -118,3 +118,21 @@ func dirEntries(dir string) []string {
 	}
 	return out
 }
+
+// expectAppStartFailure checks what the stage1 under test documents for an
+// app that cannot start. fly fails before exec'ing the app: rkt's one-line
+// error and 254. The host stage1 starts the app's unit, whose helper fails
+// with systemd's status for the step (hostCode: 203 exec, 200 working
+// directory) after printing why: the app failed, not rkt. Either way the
+// message names want.
+func expectAppStartFailure(c *testutil.Ctx, r testutil.Result, hostCode int, want string) {
+	c.T.Helper()
+	if c.Stage1().Flavor == "fly" {
+		c.ExpectFailure(r, want)
+		return
+	}
+	c.Expect(r, hostCode)
+	if !strings.Contains(r.Output(), want) {
+		c.T.Errorf("the app's start failure does not name %q: %v", want, r)
+	}
+}

@@ -28,8 +28,9 @@ func TestRunExitCodes(t *testing.T) {
 		expectLine(t, r, "failing")
 	}
 	c.ExpectFailure(c.Run(c.Path("no-such-image.aci")), "no-such-image.aci")
-	// A missing executable is the pod's failure to start, not an app status.
-	c.Expect(c.Run(c.InspectACI(), "--exec=/no/such/binary"), 254)
+	// A missing executable: fly fails before exec, the host stage1's app
+	// unit fails as systemd's exec failure (203).
+	expectAppStartFailure(c, c.Run(c.InspectACI(), "--exec=/no/such/binary"), 203, "/no/such/binary")
 	expectOnlyOverlays(c)
 }
 

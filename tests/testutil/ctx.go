@@ -121,8 +121,11 @@ func (c *Ctx) cleanup() {
 
 // Result is what one rkt invocation did.
 type Result struct {
-	Args           []string
+	Args []string
+	// Stdout is rkt's stdout; with the host stage1, without the prefix
+	// journald puts before the apps' lines (RawStdout keeps it).
 	Stdout, Stderr string
+	RawStdout      string
 	Code           int   // exit status; 128+N when killed by signal N, -1 when it could not run
 	Err            error // not nil when rkt could not be started or timed out
 }
@@ -282,10 +285,10 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Stdout returns what rkt has written on stdout so far.
+// Stdout returns what rkt has written on stdout so far, as Result.Stdout.
 func (p *Proc) Stdout() string {
 	b, _ := os.ReadFile(p.stdout.Name())
-	return string(b)
+	return p.c.A.appOutput(string(b))
 }
 
 // Wait waits up to timeout for rkt to exit, killing its process group
@@ -302,7 +305,8 @@ func (p *Proc) Wait(timeout time.Duration) Result {
 	p.stderr.Close()
 	o, _ := os.ReadFile(p.stdout.Name())
 	e, _ := os.ReadFile(p.stderr.Name())
-	p.res.Stdout, p.res.Stderr = string(o), string(e)
+	p.res.RawStdout, p.res.Stderr = string(o), string(e)
+	p.res.Stdout = p.c.A.appOutput(p.res.RawStdout)
 	if trace {
 		p.c.T.Logf("%v: rkt %s: exit %d", time.Since(p.start).Round(time.Millisecond), strings.Join(p.args, " "), p.res.Code)
 	}

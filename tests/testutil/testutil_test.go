@@ -58,3 +58,11 @@ func TestMountsUnder(t *testing.T) {
 		t.Errorf("after ForceUnmountUnder: %q", got)
 	}
 }
+
+func TestStripLogPrefixes(t *testing.T) {
+	in := "[ 4608.946694] hello[2]: msg\n[    1.000001] app-x: no pid\nplain [ 1.0] x[1]: stays\n[ 4608.9] hello[2]: a: b\n"
+	want := "msg\nno pid\nplain [ 1.0] x[1]: stays\na: b\n"
+	if got := StripLogPrefixes(in); got != want {
+		t.Errorf("StripLogPrefixes:\n got %q\nwant %q", got, want)
+	}
+}

@@ -1,0 +1,231 @@
+package tests
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/tests/testutil"
+)
+
+// The host stage1 through the CLI: what stage1/ checks on hand-made pod
+// directories, here with pods rkt prepared.
+
+// machinedCLIScript runs in a private mount namespace: a system bus and
+// systemd-machined of its own (machinectl wants /run/systemd/system, which
+// only a systemd-booted host has), then rkt run, stop and gc.
+const machinedCLIScript = `
+set -u
+mkdir -p /run/systemd /run/dbus
+mount -t tmpfs tmpfs /run/systemd
+mount -t tmpfs tmpfs /run/dbus
+mkdir -p /run/systemd/system
+dbus-daemon --system --fork --print-pid >"$WORK/dbus.pid" 2>"$WORK/dbus.log"
+"$MACHINED" >"$WORK/machined.log" 2>&1 & echo $! >"$WORK/machined.pid"
+cleanup() { kill $(cat "$WORK/machined.pid") $(cat "$WORK/dbus.pid") 2>/dev/null; }
+trap cleanup EXIT
+for i in $(seq 100); do machinectl list >/dev/null 2>&1 && break; sleep 0.05; done
+rkt() { "$RKT" --dir="$DIR" --insecure-options=image "$@"; }
+rkt run --stage1-path="$STAGE1" --uuid-file-save="$WORK/uuid" "$IMAGE" >"$WORK/pod.out" 2>&1 & podpid=$!
+for i in $(seq 600); do grep -q ready "$WORK/pod.out" 2>/dev/null && break; sleep 0.05; done
+UUID=$(cat "$WORK/uuid")
+echo "== list"; machinectl list --no-legend
+rkt stop "$UUID"
+wait $podpid; echo "== exit $?"
+echo "== after"; machinectl list --no-legend
+rkt gc --grace-period=0s; echo "== gc $?"
+`
+
+// TestHostMachinectl: a pod run by rkt is in `machinectl list` while it
+// runs and leaves it when it ends.
+func TestHostMachinectl(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireFlavor("host")
+	machined := "/lib/systemd/systemd-machined"
+	for _, bin := range []string{"dbus-daemon", "machinectl", "unshare", machined} {
+		c.RequireTool(bin)
+	}
+	work := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private", "bash", "-c", machinedCLIScript)
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(os.Environ(), "WORK="+work, "MACHINED="+machined, "RKT="+c.A.Rkt, "DIR="+c.Dir,
+		"STAGE1="+c.Stage1().ACI, "IMAGE="+c.InspectACI("--print-msg=ready", "--sleep=60s"))
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	uuid, _ := os.ReadFile(filepath.Join(work, "uuid"))
+	podOut, _ := os.ReadFile(filepath.Join(work, "pod.out"))
+	if err != nil || len(uuid) == 0 {
+		t.Fatalf("%v\n%s\npod:\n%s", err, s, podOut)
+	}
+	if list := between2(s, "== list", "== exit"); !strings.Contains(list, "rkt-"+string(uuid)) {
+		t.Errorf("machinectl list does not show the pod:\n%s", s)
+	}
+	if !strings.Contains(s, "== exit 0") {
+		t.Errorf("rkt run after rkt stop: want exit 0:\n%s\npod:\n%s", s, podOut)
+	}
+	if strings.Contains(between2(s, "== after", "== gc"), "rkt-") {
+		t.Errorf("pod still listed after it ended:\n%s", s)
+	}
+	if !strings.Contains(s, "== gc 0") {
+		t.Errorf("gc failed:\n%s", s)
+	}
+}
+
+// between2 is the text of s from the first from up to the next to.
+func between2(s, from, to string) string {
+	i := strings.Index(s, from)
+	if i < 0 {
+		return ""
+	}
+	s = s[i:]
+	if j := strings.Index(s, to); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+// TestHostEnterJournalStop: `rkt enter` runs a command in a running pod
+// and passes its status on; `rkt stop` ends the pod in order (SIGTERM to
+// the app, post-stop handlers run, rkt run exits 0); the pod's journal
+// holds the app's output after it exited.
+func TestHostEnterJournalStop(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireFlavor("host")
+	journalctl := c.RequireTool("journalctl")
+	host := c.Path("vol")
+	if err := os.MkdirAll(host, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	im := c.A.InspectImage("example.com/enterable", "--on-sigterm=0", "--print-msg=ready", "--sleep=120s")
+	im.AddMountPoint("vol", "/vol", false)
+	im.Manifest.App.EventHandlers = []types.EventHandler{
+		{Name: "post-stop", Exec: types.Exec{"/inspect", "--write-file=/vol/post-stop:ran"}},
+	}
+	if sh, err := os.ReadFile("/bin/busybox"); err == nil {
+		im.Files = append(im.Files,
+			acibuild.File{Path: "bin", Mode: os.ModeDir | 0o755, Type: tar.TypeDir},
+			acibuild.File{Path: "bin/busybox", Mode: 0o755, Data: sh},
+			acibuild.File{Path: "bin/sh", Mode: 0o777, Type: tar.TypeSymlink, Linkname: "busybox"})
+	}
+	uuidFile := c.Path("uuid")
+	p := c.StartRun("--uuid-file-save="+uuidFile, "--volume=vol,kind=host,source="+host, c.WriteImage(im))
+	waitOutput(t, p, "ready")
+	uuid := strings.TrimSpace(string(readFile(t, uuidFile)))
+
+	if _, err := os.Stat("/bin/busybox"); err == nil {
+		c.Expect(c.Rkt("enter", uuid, "/bin/sh", "-c", "exit 3"), 3)
+	} else {
+		c.Expect(c.Rkt("enter", uuid, "/inspect", "--exit-now=3"), 3)
+	}
+	r := c.ExpectOK(c.Rkt("enter", uuid, "/inspect", "--print-msg=entered", "--print-env=AC_APP_NAME"))
+	expectLine(t, r, "entered")
+	expectLine(t, r, "AC_APP_NAME=enterable")
+
+	c.ExpectOK(c.Rkt("stop", uuid))
+	r = c.ExpectOK(p.Wait(30 * time.Second))
+	expectLine(t, r, "got=SIGTERM")
+	if b, err := os.ReadFile(filepath.Join(host, "post-stop")); err != nil || string(b) != "ran" {
+		t.Errorf("rkt stop: the post-stop handler did not run: %q %v", b, err)
+	}
+
+	jdir := filepath.Join(c.PodDir(uuid), "stage1", "rootfs", "var", "log", "journal")
+	out, err := exec.Command(journalctl, "-D", jdir, "--no-pager", "-o", "cat").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ready") || !strings.Contains(string(out), "got=SIGTERM") {
+		t.Errorf("journalctl -D %s after the pod exited: %v\n%s", jdir, err, out)
+	}
+}
+
+// TestHostSIGTERMForeground: SIGTERM to a foreground `rkt run` (a systemd
+// unit stopping, Nomad stopping a task) ends the pod in order, and rkt
+// exits with the app's status.
+func TestHostSIGTERMForeground(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireFlavor("host")
+	p, _ := startSleeper(c, "5")
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Expect(p.Wait(30*time.Second), 5)
+	expectLine(t, r, "got=SIGTERM")
+}
+
+// TestMultiAppSharedVolume runs two apps in one pod sharing an empty
+// volume: one writes a file, the other waits for it and reads it.
+func TestMultiAppSharedVolume(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	if !c.Stage1().MultiApp {
+		t.Skipf("the %s stage1 runs one app per pod", c.Stage1().Flavor)
+	}
+	reader := c.A.InspectImage("example.com/reader", "--wait-file=/shared/msg", "--read-file=/shared/msg")
+	reader.AddMountPoint("shared", "/shared", false)
+	writer := c.A.InspectImage("example.com/writer", "--write-file=/shared/msg:hello from the writer")
+	writer.AddMountPoint("shared", "/shared", false)
+	r := c.ExpectOK(c.Run("--volume=shared,kind=empty", c.WriteImage(reader), c.WriteImage(writer)))
+	expectLine(t, r, "<<<hello from the writer>>>")
+}
+
+// TestHostInteractiveTerminal: with a terminal on stdin (script(1) makes
+// one), --interactive joins it to the app: what is typed reaches the app.
+// Input typed before the app opened the console may be lost, so the line
+// is typed again until the app answers.
+func TestHostInteractiveTerminal(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireFlavor("host")
+	script := c.RequireTool("script")
+	args := []string{c.A.Rkt, "--dir=" + c.Dir, "--local-config=" + c.LocalConfig, "--system-config=" + c.SystemConfig,
+		"--user-config=" + c.UserConfig, testutil.Insecure, "run", "--stage1-path=" + c.Stage1().ACI,
+		"--interactive", c.InspectACI("--read-line")}
+	for i, a := range args {
+		args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "-qec", strings.Join(args, " "), "/dev/null")
+	out, err := os.Create(c.Path("script.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
+	for tick := time.NewTicker(200 * time.Millisecond); ; {
+		select {
+		case werr = <-done:
+		case <-tick.C:
+			in.Write([]byte("typed line\n"))
+			continue
+		}
+		tick.Stop()
+		break
+	}
+	in.Close()
+	b, _ := os.ReadFile(out.Name())
+	if werr != nil || !strings.Contains(string(b), "line=typed line") {
+		t.Errorf("rkt run --interactive on a terminal: %v\n%s", werr, b)
+	}
+}
