@@ -95,8 +95,8 @@ demo() {
 
 # Debian packages the tests use: systemd-nspawn and machined for the default
 # stage1, busybox for test images with a shell, dbus for machined, gpg for
-# keys made by a real gpg, runc for the benchmark peer.
-TEST_PACKAGES="systemd-container busybox-static dbus gpg runc iproute2"
+# keys made by a real gpg, runc for the benchmark peer, bsdutils for script(1).
+TEST_PACKAGES="systemd-container busybox-static dbus gpg runc iproute2 bsdutils"
 
 install_test_deps() {
 	local missing=()
