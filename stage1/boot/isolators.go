@@ -89,7 +89,8 @@ func podLimits(pm *schema.PodManifest) isolators.Limits {
 }
 
 // placeApps runs once the process is in the pod's cgroups: it limits the
-// pod, makes and limits each app's cgroups and binds them into the pod.
+// pod, makes and limits each app's cgroups and binds them into the pod,
+// and widens nspawn's confinement to the apps' isolators.
 func (p *Plan) placeApps(rootfs string) error {
 	hs, err := cgroups.Hierarchies(os.Getpid())
 	if err != nil {
@@ -100,7 +101,10 @@ func (p *Plan) placeApps(rootfs string) error {
 			return fmt.Errorf("pod isolators: %w", err)
 		}
 	}
-	var binds []string
+	nspawnArgs, err := p.nspawnConfinement(rootfs)
+	if err != nil {
+		return err
+	}
 	for _, a := range p.apps {
 		cgs, err := cgroups.AppCgroups(hs, AppCgroupPath(a.name), a.limits)
 		if err != nil {
@@ -111,15 +115,57 @@ func (p *Plan) placeApps(rootfs string) error {
 			if err := os.MkdirAll(filepath.Join(rootfs, target), 0o755); err != nil {
 				return fmt.Errorf("app %s: cgroups: %w", a.name, err)
 			}
-			binds = append(binds, bind{source: cg.Dir, target: "/" + target, nonRecurse: true}.arg())
+			nspawnArgs = append(nspawnArgs, bind{source: cg.Dir, target: "/" + target, nonRecurse: true}.arg())
 		}
 	}
-	// Binds go before "--": what follows is the pod's systemd's.
+	// They go before "--": what follows is the pod's systemd's.
 	for i, a := range p.Args {
 		if a == "--" {
-			p.Args = append(p.Args[:i:i], append(binds, p.Args[i:]...)...)
+			p.Args = append(p.Args[:i:i], append(nspawnArgs, p.Args[i:]...)...)
 			break
 		}
 	}
 	return nil
+}
+
+// nspawnConfinement widens nspawn's own confinement of the pod to what the
+// apps' isolators ask for; the stage2 helper narrows it again per app.
+// nspawn's bounding set lacks capabilities a retain set may name
+// (CAP_NET_ADMIN, CAP_SYS_TIME...), which would be silently missing, and
+// under --insecure-options=capabilities the app gets the full set, as
+// asked. nspawn's own seccomp filter would outlive
+// --insecure-options=seccomp: it is turned off when no app has a filter.
+func (p *Plan) nspawnConfinement(rootfs string) ([]string, error) {
+	var caps []string
+	seen := map[string]bool{}
+	all, filtered := false, false
+	for _, a := range p.apps {
+		cfg, err := stage2.Load(filepath.Join(rootfs, stage2.ConfigPath(a.name)))
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", a.name, err)
+		}
+		c := cfg.Confinement
+		if c == nil {
+			continue
+		}
+		all = all || c.Unrestricted
+		filtered = filtered || c.Seccomp != nil
+		for _, n := range c.Capabilities {
+			if !seen[n] {
+				seen[n] = true
+				caps = append(caps, n)
+			}
+		}
+	}
+	var args []string
+	switch {
+	case all:
+		args = append(args, "--capability=all")
+	case len(caps) > 0:
+		args = append(args, "--capability="+strings.Join(caps, ","))
+	}
+	if len(p.apps) > 0 && !filtered {
+		p.Env = append(p.Env, "SYSTEMD_SECCOMP=0")
+	}
+	return args, nil
 }

@@ -19,10 +19,11 @@ const cgroupsFile = "cgroups"
 // limited, the cgroup2 one of the app's unit in the pod's systemd), from
 // the host side where all of them are writable: an entered command counts
 // against the app's limits like the app's own processes (rkt ran it in no
-// cgroup at all, CVE-2019-10147). A hierarchy without the app's cgroup is
-// skipped; a pod without a cgroups file (an older stage1) is not entered
-// unconfined silently but refused.
-func joinAppCgroups(app string) error {
+// cgroup at all, CVE-2019-10147), and its /proc/self/cgroup is the app's.
+// In a v1 hierarchy without the app's cgroup it joins podPID's, where the
+// app is; a cgroup2 one without it is skipped. A pod without a cgroups
+// file (an older stage1) is not entered unconfined silently but refused.
+func joinAppCgroups(app string, podPID int) error {
 	b, err := os.ReadFile(cgroupsFile)
 	if err != nil {
 		return fmt.Errorf("reading the pod's cgroups: %w", err)
@@ -43,7 +44,16 @@ func joinAppCgroups(app string) error {
 			return nil
 		})
 		if target == "" {
-			continue
+			if isV2(dir) {
+				continue
+			}
+			// A v1 hierarchy the pod's systemd does not manage
+			// (name=systemd under a unified pod): the app is where
+			// the pod's PID 1 is (nspawn's payload cgroup), and so
+			// goes the entered command.
+			if target = cgroupOf(dir, podPID); target == "" {
+				continue
+			}
 		}
 		if err := os.WriteFile(filepath.Join(target, "cgroup.procs"), pid, 0); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -57,4 +67,34 @@ func joinAppCgroups(app string) error {
 		return fmt.Errorf("app %s has no cgroup in the pod", app)
 	}
 	return nil
+}
+
+// isV2 is whether dir is in a cgroup2 hierarchy, where only leaves hold
+// processes: the pod's own cgroup is no place to join there.
+func isV2(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "cgroup.controllers"))
+	return err == nil
+}
+
+// cgroupOf is the cgroup below dir (inclusive) that holds pid, or "".
+func cgroupOf(dir string, pid int) string {
+	want := strconv.Itoa(pid)
+	found := ""
+	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if f == want {
+				found = p
+				return filepath.SkipAll
+			}
+		}
+		return nil
+	})
+	return found
 }

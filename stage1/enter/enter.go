@@ -43,7 +43,7 @@ func Run(args stage1.EnterArgs) (int, error) {
 	// context: the goroutine stays on one thread, which unshares it and
 	// is not given back to the runtime.
 	runtime.LockOSThread()
-	if err := joinAppCgroups(args.AppName); err != nil {
+	if err := joinAppCgroups(args.AppName, args.PID); err != nil {
 		return 0, fmt.Errorf("enter: %w", err)
 	}
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
