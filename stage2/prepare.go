@@ -84,6 +84,7 @@ func (a *App) Prepare() error {
 			}
 			return mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
 		},
+		func() error { return a.hybridCgroups(in) },
 		func() error { return prepareDev(in) },
 		func() error {
 			if !a.Notify {
@@ -151,6 +152,51 @@ func prepareDev(in func(string) (string, error)) error {
 }
 
 // dir resolves p in the app's root and makes sure it is a directory.
+// hybridCgroups shows the app its own v1 cgroups, where its memory and
+// CPU limits are (the pod's /sys only has the pod systemd's cgroup2), laid
+// out as the host's hybrid tree: a read-only tmpfs at /sys/fs/cgroup with
+// the app's cgroup of each v1 controller bound read-only at
+// /sys/fs/cgroup/<controllers>. The app's /sys is first made a slave, so
+// that none of this propagates back to the pod's own /sys (where its
+// systemd needs its cgroup2). Without app cgroups the pod's view stays.
+func (a *App) hybridCgroups(in func(string) (string, error)) error {
+	if len(a.CgroupDirs) == 0 {
+		return nil
+	}
+	sys, err := in("/sys")
+	if err != nil {
+		return err
+	}
+	if err := mount("", sys, "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
+		return err
+	}
+	base, err := in("/sys/fs/cgroup")
+	if err != nil {
+		return err
+	}
+	if err := mount("tmpfs", base, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=0755"); err != nil {
+		return err
+	}
+	ro := uintptr(syscall.MS_BIND | syscall.MS_REMOUNT | syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
+	for _, d := range a.CgroupDirs {
+		t := filepath.Join(base, filepath.Base(d))
+		if err := os.MkdirAll(t, 0o755); err != nil {
+			return err
+		}
+		if err := mount(d, t, "", syscall.MS_BIND, ""); err != nil {
+			return err
+		}
+		// The host's cgroup mounts are shared: keep the app's copy apart.
+		if err := mount("", t, "", syscall.MS_PRIVATE, ""); err != nil {
+			return err
+		}
+		if err := mount("", t, "", ro, ""); err != nil {
+			return err
+		}
+	}
+	return mount("", base, "", syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+}
+
 func dir(in func(string) (string, error), p string) (string, error) {
 	t, err := in(p)
 	if err != nil {

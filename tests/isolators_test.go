@@ -140,18 +140,24 @@ func TestIsolatorsConfinedApp(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
 	c.RequireFlavor("host")
-	aci := c.InspectACI("--print-status="+isoStatusFields, "--print-cgroup", "--syscall=socket", "--syscall=getpid",
+	aci := c.InspectACI("--print-status="+isoStatusFields, "--print-cgroup", "--print-cgroup-limits", "--syscall=socket", "--syscall=getpid",
 		"--print-msg=ready", "--sleep=60s")
 	p, uuid := isoStart(c, append([]string{aci}, isoConfined...)...)
 	out := p.Stdout()
+	// From inside: the app's own v1 cgroups are at /sys/fs/cgroup as on
+	// the host, with the limits.
+	for _, want := range []string{"memory.limit=" + isoMemLimit(50_000_000), "cpu.quota=20000 100000"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("from inside the app: no %q in\n%s", want, out)
+		}
+	}
 	isoExpect(t, "confined app", out, map[string]string{
 		"CapBnd": isoRetainedCaps, "CapEff": isoRetainedCaps, "CapPrm": isoRetainedCaps,
 		"CapInh": isoNoCaps, "CapAmb": isoNoCaps, "Seccomp": "2", "NoNewPrivs": "1",
 		"syscall socket": "EPERM", "syscall getpid": "ok",
 	})
-	// The pod sees only cgroup2 (where this host has no controllers), so
-	// the v1 limits are read on the host, in the cgroups the app says it
-	// is in: its /proc/self/cgroup paths are relative to the pod's.
+	// And from the host, in the cgroups the app says it is in: its
+	// /proc/self/cgroup paths are relative to the pod's.
 	for _, f := range []struct{ ctrl, file, want string }{
 		{"memory", "memory.limit_in_bytes", isoMemLimit(50_000_000)},
 		{"cpu", "cpu.cfs_quota_us", "20000"},
