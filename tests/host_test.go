@@ -171,9 +171,11 @@ func TestMultiAppSharedVolume(t *testing.T) {
 	if !c.Stage1().MultiApp {
 		t.Skipf("the %s stage1 runs one app per pod", c.Stage1().Flavor)
 	}
-	reader := c.A.InspectImage("example.com/reader", "--wait-file=/shared/msg", "--read-file=/shared/msg")
+	// "done" is written after msg is complete: waiting for msg itself could
+	// read it between its creation and its content.
+	reader := c.A.InspectImage("example.com/reader", "--wait-file=/shared/done", "--read-file=/shared/msg")
 	reader.AddMountPoint("shared", "/shared", false)
-	writer := c.A.InspectImage("example.com/writer", "--write-file=/shared/msg:hello from the writer")
+	writer := c.A.InspectImage("example.com/writer", "--write-file=/shared/msg:hello from the writer", "--write-file=/shared/done:1")
 	writer.AddMountPoint("shared", "/shared", false)
 	r := c.ExpectOK(c.Run("--volume=shared,kind=empty", c.WriteImage(reader), c.WriteImage(writer)))
 	expectLine(t, r, "<<<hello from the writer>>>")
