@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -139,6 +141,27 @@ func (p *podFlags) flagSet(g *globals, name string, withRuntime bool) *pflag.Fla
 		fs.StringVar(&p.Hostname, "hostname", "", "pod's hostname (default rkt-$UUID)")
 	}
 	return fs
+}
+
+// parsePodArgs parses run's or prepare's command line up to the first
+// image and the globals among it; it returns a nil podFlags after printing
+// the help when asked for it.
+func parsePodArgs(g *globals, name string, withRuntime bool, args []string) (*podFlags, []string, error) {
+	pf := &podFlags{}
+	fs := pf.flagSet(g, name, withRuntime)
+	fs.Usage = func() {} // errors are one line; --help prints the flags below
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(g.stdout, "Usage: rkt %s [flags] IMAGE [image flags] [-- image-args... [---]] [IMAGE...]\n\nFlags:\n%s", name, fs.FlagUsages())
+			return nil, nil, nil
+		}
+		return nil, nil, usageError{err}
+	}
+	if err := g.finish(); err != nil {
+		return nil, nil, err
+	}
+	return pf, fs.Args(), nil
 }
 
 // parsedApp is an image argument with its app flags and args.

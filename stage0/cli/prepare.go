@@ -22,15 +22,11 @@ func newPrepareCommand(g *globals) *cobra.Command {
 }
 
 func runPrepare(g *globals, args []string) error {
-	var pf podFlags
-	fs := pf.flagSet(g, "prepare", false)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if err := g.finish(); err != nil {
+	pf, rest, err := parsePodArgs(g, "prepare", false, args)
+	if err != nil || pf == nil {
 		return err
 	}
-	p, st, err := preparePod(g, &pf, fs.Args())
+	p, st, err := preparePod(g, pf, rest)
 	if err != nil {
 		return err
 	}

@@ -31,15 +31,11 @@ func newRunCommand(g *globals) *cobra.Command {
 }
 
 func runRun(g *globals, args []string) error {
-	var pf podFlags
-	fs := pf.flagSet(g, "run", true)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if err := g.finish(); err != nil {
+	pf, rest, err := parsePodArgs(g, "run", true, args)
+	if err != nil || pf == nil {
 		return err
 	}
-	p, st, err := preparePod(g, &pf, fs.Args())
+	p, st, err := preparePod(g, pf, rest)
 	if err != nil {
 		return err
 	}
