@@ -83,6 +83,10 @@ need_root() {
 
 demo() {
 	need_root demo
+	# The default stage1 is built from the host's systemd-nspawn and systemd.
+	if ! command -v systemd-nspawn >/dev/null; then
+		install_pkgs systemd-container || log "could not install systemd-container: the demo uses the fly stage1"
+	fi
 	build
 	local stage1=()
 	if [ ! -e "$B/stage1-images/stage1-host.aci" ]; then
@@ -99,8 +103,12 @@ demo() {
 TEST_PACKAGES="systemd-container busybox-static dbus gpg runc iproute2 bsdutils"
 
 install_test_deps() {
+	install_pkgs $TEST_PACKAGES
+}
+
+install_pkgs() {
 	local missing=()
-	for p in $TEST_PACKAGES; do
+	for p in "$@"; do
 		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 	done
 	if [ ${#missing[@]} -gt 0 ]; then
