@@ -227,3 +227,18 @@ func TestMountErrorFromSyscall(t *testing.T) {
 		t.Fatalf("got %v, want an unmount *MountError wrapping EINVAL", err)
 	}
 }
+
+// The kernel's octal escapes, and what is not one (kept as written).
+func TestUnescapeCases(t *testing.T) {
+	for in, want := range map[string]string{
+		`/plain`:             "/plain",
+		`/with\040space`:     "/with space",
+		`/tab\011and\134bs`:  "/tab\tand\\bs",
+		`/trailing\04`:       `/trailing\04`,
+		`/not\999octal\040x`: `/not\999octal x`,
+	} {
+		if got := Unescape(in); got != want {
+			t.Errorf("Unescape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,7 +36,7 @@ func runImageGC(g *globals, grace time.Duration) error {
 	if err != nil {
 		return err
 	}
-	inUse, err := treesInUse(g)
+	inUse, _, err := podTrees(g)
 	if err != nil {
 		return err
 	}
@@ -69,38 +70,36 @@ func runImageGC(g *globals, grace time.Duration) error {
 	return errs.ErrorOrNil()
 }
 
-// treesInUse lists the tree store IDs that pods on disk refer to: their
-// rootfs may be overlays on top of them.
-func treesInUse(g *globals) (map[string]bool, error) { return podTrees(g, false) }
-
-// podTrees lists the trees of pods on disk, or with activeOnly of pods
-// that are being prepared, prepared or running.
-func podTrees(g *globals, activeOnly bool) (map[string]bool, error) {
+// podTrees lists the tree store IDs that pods on disk refer to (their
+// rootfs may be overlays on top of them): all of them, and those of pods
+// being prepared, prepared or running, in one pass over the pods.
+func podTrees(g *globals) (all, active map[string]bool, err error) {
 	pods, err := pod.List(g.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+		return nil, nil, fmt.Errorf("listing pods: %w", err)
 	}
-	used := map[string]bool{}
+	all, active = map[string]bool{}, map[string]bool{}
 	for _, p := range pods {
-		if st := p.State(); activeOnly && st != pod.Preparing && st != pod.Prepared && st != pod.Running {
-			p.Close()
-			continue
-		}
+		st := p.State()
+		isActive := st == pod.Preparing || st == pod.Prepared || st == pod.Running
 		dir := p.Path()
-		ids := []string{readTrimmed(dir + "/" + pod.Stage1TreeFile)}
-		if entries, err := os.ReadDir(dir + "/" + pod.AppsInfoDir); err == nil {
+		ids := []string{readTrimmed(filepath.Join(dir, pod.Stage1TreeFile))}
+		if entries, err := os.ReadDir(filepath.Join(dir, pod.AppsInfoDir)); err == nil {
 			for _, e := range entries {
 				ids = append(ids, readTrimmed(pod.AppTreeStoreIDPath(dir, e.Name())))
 			}
 		}
 		for _, id := range ids {
 			if id != "" {
-				used[id] = true
+				all[id] = true
+				if isActive {
+					active[id] = true
+				}
 			}
 		}
 		p.Close()
 	}
-	return used, nil
+	return all, active, nil
 }
 
 // imagesOfTrees lists the images rendered into the given trees (apps,

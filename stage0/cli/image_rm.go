@@ -24,11 +24,7 @@ func runImageRm(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	inUse, err := treesInUse(g)
-	if err != nil {
-		return err
-	}
-	active, err := podTrees(g, true)
+	inUse, active, err := podTrees(g)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rktng/rkt/common/mountinfo"
 )
 
 // Slice is the parent of every pod's scope.
@@ -97,7 +99,7 @@ func Hierarchies(pid int) ([]Hierarchy, error) {
 			continue
 		}
 		seen[key] = true
-		out = append(out, Hierarchy{Mount: unescapeMount(fields[4]), Key: key, Path: p})
+		out = append(out, Hierarchy{Mount: mountinfo.Unescape(fields[4]), Key: key, Path: p})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("listing cgroup mounts: %w", err)
@@ -144,24 +146,6 @@ func procCgroups(pid int) (map[string]string, error) {
 		out[parts[1]] = parts[2]
 	}
 	return out, nil
-}
-
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Placement is where Join put the process.

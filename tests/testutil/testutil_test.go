@@ -7,20 +7,6 @@ import (
 	"testing"
 )
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/plain`:             "/plain",
-		`/with\040space`:     "/with space",
-		`/tab\011and\134bs`:  "/tab\tand\\bs",
-		`/trailing\04`:       `/trailing\04`,
-		`/not\999octal\040x`: `/not\999octal x`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestIDs(t *testing.T) {
 	if !IsUUID("0123abcd-0000-4000-8000-00000000ffff") || IsUUID("0123ABCD-0000-4000-8000-00000000ffff") || IsUUID("0123abcd") {
 		t.Error("IsUUID")
