@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -165,8 +164,6 @@ func (g *globals) markUsed(st *store.Store, keys ...string) {
 		}
 	}
 }
-
-var errNotRoot = errors.New("this command needs root")
 
 // forEachPod runs do for each pod argument, or for the pod of --uuid-file,
 // going on past failures and reporting them all.

@@ -6,7 +6,6 @@ package images
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,9 +54,6 @@ type Resolver struct {
 	Store *store.Store
 	// InsecureImage accepts images without a verified signature.
 	InsecureImage bool
-	// Verify checks a local image file against its detached signature;
-	// nil means no trust store is available.
-	Verify func(name string, image io.ReadSeeker, sig io.Reader) error
 	// Remote handles everything that is not a file or already stored.
 	Remote Fetcher
 	Policy PullPolicy
@@ -101,9 +97,12 @@ func Classify(arg string) Kind {
 func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 	switch Classify(arg) {
 	case KindFile:
-		if !r.InsecureImage && r.Remote != nil {
-			// Signed files go through the fetcher, which verifies while
-			// it imports.
+		if !r.InsecureImage {
+			// Signed files go through the fetcher, which verifies them
+			// against the trust store while it imports.
+			if r.Remote == nil {
+				return "", fmt.Errorf("image %s: no trust store to verify it against (use --insecure-options=image): %w", arg, ErrUntrusted)
+			}
 			return r.Remote.FetchImage(arg, sigPath, r.Policy)
 		}
 		path := arg
@@ -114,7 +113,7 @@ func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 			}
 			path = u.Path
 		}
-		return r.importFile(path, sigPath)
+		return r.importFile(path)
 	case KindID:
 		key, err := r.Store.ResolveKey(arg)
 		if err != nil {
@@ -135,22 +134,14 @@ func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 	return r.Remote.FetchImage(arg, sigPath, r.Policy)
 }
 
-// ImportFile imports the ACI at path, verifying its signature unless
-// insecure.
-func (r *Resolver) importFile(path, sigPath string) (string, error) {
+// importFile imports the ACI at path without verifying it (the caller
+// checked --insecure-options=image).
+func (r *Resolver) importFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("opening image %s: %w", path, err)
 	}
 	defer f.Close()
-	if !r.InsecureImage {
-		if err := r.verifyFile(path, f, sigPath); err != nil {
-			return "", err
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return "", fmt.Errorf("rewinding image %s: %w", path, err)
-		}
-	}
 	// A file already imported and unchanged since (same inode, size, mtime
 	// and ctime, which no one can set back) is not hashed again.
 	abs, _ := filepath.Abs(path)
@@ -181,27 +172,6 @@ func fileIdentity(f *os.File) (string, error) {
 	}
 	return fmt.Sprintf("file:%d:%d:%d:%d.%d:%d.%d", st.Dev, st.Ino, st.Size,
 		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
-}
-
-func (r *Resolver) verifyFile(path string, f io.ReadSeeker, sigPath string) error {
-	if sigPath == "" {
-		sigPath = path + ".asc"
-	}
-	sig, err := os.Open(sigPath)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("image %s: no signature at %s (use --signature, or --insecure-options=image to run unsigned images): %w", path, sigPath, ErrUntrusted)
-		}
-		return fmt.Errorf("image %s: opening signature: %w", path, err)
-	}
-	defer sig.Close()
-	if r.Verify == nil {
-		return fmt.Errorf("image %s: no trust store to verify %s against (use --insecure-options=image): %w", path, filepath.Base(sigPath), ErrUntrusted)
-	}
-	if err := r.Verify(path, f, sig); err != nil {
-		return fmt.Errorf("image %s: %w", path, err)
-	}
-	return nil
 }
 
 // byName finds a stored image by "name[:version][,label=value...]",
