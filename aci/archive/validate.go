@@ -103,7 +103,7 @@ func (v *Validator) Check(hdr *tar.Header) (string, error) {
 	}
 	switch {
 	case name == ManifestName:
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tarTypeRegA {
 			return "", &EntryError{Entry: hdr.Name, Reason: "manifest is not a regular file", Err: ErrInvalidManifest}
 		}
 	case name == RootfsName:
@@ -135,7 +135,7 @@ func (v *Validator) Check(hdr *tar.Header) (string, error) {
 
 	var kind byte
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tarTypeRegA, tar.TypeGNUSparse:
 		kind = kindReg
 	case tar.TypeDir:
 		kind = kindDir
@@ -313,3 +313,8 @@ func (t *trailerReader) ended() bool {
 func Validate(r io.Reader) (*Image, error) {
 	return Scan(r, nil)
 }
+
+// tarTypeRegA is the pre-POSIX type flag ('\x00') of a regular file. Go's
+// reader turns it into TypeReg for most entries, but old ACIs still carry it,
+// so it is named here rather than through the deprecated tar.TypeRegA.
+const tarTypeRegA = '\x00'

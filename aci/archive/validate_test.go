@@ -60,7 +60,7 @@ func image(t *testing.T, entries ...acibuild.RawEntry) []byte {
 
 // extractFrom decompresses and extracts an ACI into a fresh destination
 // and returns the error, the destination, and its parent for inspection.
-func extractFrom(t *testing.T, aci []byte) (error, string, string) {
+func extractFrom(t *testing.T, aci []byte) (string, string, error) {
 	t.Helper()
 	base := t.TempDir()
 	outside := filepath.Join(base, "outside")
@@ -76,11 +76,11 @@ func extractFrom(t *testing.T, aci []byte) (error, string, string) {
 	}
 	rc, err := NewReader(bytes.NewReader(aci))
 	if err != nil {
-		return err, dst, base
+		return dst, base, err
 	}
 	defer rc.Close()
 	_, err = Extract(rc, dst, nil)
-	return err, dst, base
+	return dst, base, err
 }
 
 // assertNothingOutside checks that base holds only dst and the untouched
@@ -219,7 +219,7 @@ func TestMaliciousArchives(t *testing.T) {
 			if !errors.Is(verr, tc.want) {
 				t.Errorf("Validate: got %v, want %v", verr, tc.want)
 			}
-			err, _, extractBase := extractFrom(t, data)
+			_, extractBase, err := extractFrom(t, data)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Extract: got %v, want %v", err, tc.want)
 			}

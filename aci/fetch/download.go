@@ -110,7 +110,8 @@ func (d *download) lockFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("locking download of %s: %w", d.u, err)
 	}
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == unix.EWOULDBLOCK {
+	err = unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
 		d.f.prog.Info("Another rkt process is downloading %s, waiting...", d.u)
 		err = unix.Flock(int(lf.Fd()), unix.LOCK_EX)
 	}

@@ -138,7 +138,8 @@ func newAsyncWriter(w io.Writer) *asyncWriter {
 					}
 				}
 			}
-			a.pool.Put(b[:0]) //nolint:staticcheck // slices are pooled by value on purpose
+			//lint:ignore SA6002 slices are pooled by value on purpose
+			a.pool.Put(b[:0])
 		}
 	}()
 	return a

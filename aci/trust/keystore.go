@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -114,7 +113,7 @@ func (ks *Keystore) Keyring(name types.ACIdentifier) (*Keyring, error) {
 	if name.Empty() {
 		return nil, errors.New("keyring for an empty image name")
 	}
-	type place struct{ sys, local, prefix string }
+	type place struct{ prefix string }
 	places := []place{{prefix: ""}}
 	for _, p := range ancestors(name.String()) {
 		places = append(places, place{prefix: p})
@@ -348,12 +347,4 @@ func writeKey(dir string, e *openpgp.Entity) (string, error) {
 		return "", fmt.Errorf("writing key %s: %w", dst, err)
 	}
 	return dst, nil
-}
-
-// copyTo is io.Copy that names what failed.
-func copyTo(w io.Writer, r io.Reader, what string) error {
-	if _, err := io.Copy(w, r); err != nil {
-		return fmt.Errorf("reading %s: %w", what, err)
-	}
-	return nil
 }
