@@ -5,6 +5,7 @@
 #                         the sample image build/images/hello.aci
 #   ./build.sh demo       build, then run the sample image in a pod (root)
 #   ./build.sh test       install what the tests need (apt), build, run all tests
+#   ./build.sh lint       gofmt, go mod tidy and staticcheck must find nothing
 #   ./build.sh bench      run the benchmarks against their peers (root)
 #   ./build.sh install    install to /usr/bin and /usr/lib/rkt with dist/ files
 #
@@ -118,12 +119,35 @@ install_pkgs() {
 	fi
 }
 
+# STATICCHECK is the version of staticcheck the tree is kept clean with; it
+# comes from the module proxy like every other Go dependency.
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint() {
+	log "gofmt"
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './build/*'))
+	if [ -n "$unformatted" ]; then
+		echo "gofmt would change:" >&2
+		echo "$unformatted" >&2
+		return 1
+	fi
+	log "go mod tidy"
+	if ! go mod tidy -diff >&2; then
+		echo "go.mod/go.sum are not tidy: run go mod tidy" >&2
+		return 1
+	fi
+	log "go vet"
+	go vet ./...
+	log "staticcheck"
+	GOFLAGS=-mod=mod go run "$STATICCHECK" ./...
+}
+
 run_tests() {
 	need_root test
 	install_test_deps
 	build
-	log "go vet"
-	go vet ./...
+	lint
 	log "go test (functional tests on the fly stage1)"
 	# Functional tests build their own binaries and images from Go; the
 	# built tree above is what the README's demo uses.
@@ -154,10 +178,11 @@ case "${1:-build}" in
 build) build ;;
 demo) demo ;;
 test) run_tests ;;
+lint) lint ;;
 bench) bench ;;
 install) install ;;
 *)
-	echo "usage: $0 [build|demo|test|bench|install]" >&2
+	echo "usage: $0 [build|demo|test|lint|bench|install]" >&2
 	exit 2
 	;;
 esac
