@@ -204,3 +204,92 @@ func unmountOne(target string) error {
 	}
 	return &MountError{Op: "unmount", Target: target, Err: err}
 }
+
+// UnmountUnderEach is UnmountUnder for many directories at once (gc of many
+// pods): the mount table is read once per round for all of them rather than
+// once per directory, since reading it costs time in proportion to the
+// number of mounts, which grows with the number of pods. It returns one
+// error per path (nil when nothing is mounted below it any more).
+func UnmountUnderEach(paths []string) []error {
+	errs := make([]error, len(paths))
+	abs := make([]string, len(paths))
+	index := make(map[string]int, len(paths))
+	for i, p := range paths {
+		a, err := filepath.Abs(p)
+		if err == nil {
+			if resolved, rerr := filepath.EvalSymlinks(a); rerr == nil {
+				a = resolved
+			} else if !errors.Is(rerr, os.ErrNotExist) {
+				err = rerr
+			}
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("unmounting under %s: %w", p, err)
+			continue
+		}
+		abs[i] = a
+		index[a] = i
+	}
+	// byPath gives, for each path still to do, its mounts deepest first.
+	byPath := func() (map[int][]Info, error) {
+		infos, err := Read()
+		if err != nil {
+			return nil, err
+		}
+		found := map[int][]Info{}
+		for _, in := range infos {
+			for d := in.MountPoint; ; d = filepath.Dir(d) {
+				if i, ok := index[d]; ok && errs[i] == nil {
+					found[i] = append(found[i], in)
+					break
+				}
+				if d == "/" || d == "." {
+					break
+				}
+			}
+		}
+		for i, ms := range found {
+			found[i] = Under(ms, abs[i])
+		}
+		return found, nil
+	}
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("unmounting under %s: %w", paths[i], err)
+			}
+		}
+		return errs
+	}
+	for round := 0; round < maxUnmountRounds; round++ {
+		found, err := byPath()
+		if err != nil {
+			return fail(err)
+		}
+		if len(found) == 0 {
+			return errs
+		}
+		progress := false
+		for i, mounts := range found {
+			for _, m := range mounts {
+				switch err := unmountOne(m.MountPoint); {
+				case err == nil:
+					progress = true
+				case errs[i] == nil:
+					errs[i] = err
+				}
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	found, err := byPath()
+	if err != nil {
+		return fail(err)
+	}
+	for i, left := range found {
+		errs[i] = &MountError{Op: "unmount", Target: left[0].MountPoint, Err: unix.EBUSY}
+	}
+	return errs
+}

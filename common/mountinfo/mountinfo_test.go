@@ -242,3 +242,70 @@ func TestUnescapeCases(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmountUnderEach unmounts several pod directories' mounts in one
+// batch: each comes back clean, a sibling outside the batch keeps its mount
+// and a missing path is no error.
+func TestUnmountUnderEach(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if !inPrivateNamespace(t) {
+			return
+		}
+		src := filepath.Join(dir, "src")
+		keep := filepath.Join(dir, "pods", "keep")
+		var pods []string
+		for _, n := range []string{"a", "b", "c"} {
+			pods = append(pods, filepath.Join(dir, "pods", n))
+		}
+		for _, d := range append([]string{src, filepath.Join(src, "x"), keep}, pods...) {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		mustMount := func(source, target, fstype string, flags uintptr) {
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				t.Error(err)
+			}
+			if err := Mount(source, target, fstype, flags, ""); err != nil {
+				t.Error(err)
+			}
+		}
+		for _, p := range pods[:2] {
+			mustMount("tmpfs", filepath.Join(p, "t"), "tmpfs", 0)
+			mustMount(src, filepath.Join(p, "t", "bind"), "", unix.MS_BIND)
+			mustMount("tmpfs", filepath.Join(p, "t"), "tmpfs", 0) // stacked
+		}
+		mustMount("tmpfs", keep, "tmpfs", 0)
+		if t.Failed() {
+			return
+		}
+		errs := UnmountUnderEach(append(pods, filepath.Join(dir, "missing")))
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("path %d: %v", i, err)
+			}
+		}
+		infos, err := Read()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, p := range pods {
+			if left := Under(infos, p); len(left) != 0 {
+				t.Errorf("mounts left under %s: %+v", p, left)
+			}
+		}
+		if len(Under(infos, keep)) != 1 {
+			t.Errorf("the mount on %s, not in the batch, was touched", keep)
+		}
+		if _, err := os.Stat(filepath.Join(src, "x")); err != nil {
+			t.Errorf("bind source damaged: %v", err)
+		}
+	}()
+	<-done
+}

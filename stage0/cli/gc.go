@@ -37,37 +37,44 @@ func newGCCommand(g *globals) *cobra.Command {
 }
 
 // runGC marks exited pods, expired prepared pods and aborted prepares as
-// garbage, then deletes the garbage older than the grace period.
+// garbage, then deletes the garbage older than the grace period. The pods
+// are listed once; the deletions run in parallel and share their reads of
+// the mount table (see deletePods), so that gc costs the same per pod
+// whether there are ten pods or thousands.
 func runGC(g *globals, f gcFlags) error {
 	pods, err := pod.List(g.Dir)
 	if err != nil {
 		return fmt.Errorf("listing pods in %s: %w", g.Dir, err)
 	}
+	defer func() {
+		for _, p := range pods {
+			p.Close()
+		}
+	}()
 	var errs *multierror.Error
 	now := time.Now()
 	for _, p := range pods {
 		if err := gcMark(g, p, f, now); err != nil && !errors.Is(err, pod.ErrLocked) {
 			errs = appendErr(errs, err)
 		}
-		p.Close()
 	}
 	if f.MarkOnly {
 		return errs.ErrorOrNil()
 	}
-	pods, err = pod.List(g.Dir)
-	if err != nil {
-		return fmt.Errorf("listing pods in %s: %w", g.Dir, err)
-	}
+	var garbage []*pod.Pod
 	for _, p := range pods {
+		// Pods marked by another gc meanwhile wait for the next one.
 		st := p.State()
 		if (st == pod.ExitedGarbage || st == pod.Garbage) && time.Since(p.GCMarkTime()) >= f.GracePeriod {
-			if err := deletePod(g, p); err != nil {
-				errs = appendErr(errs, err)
-			} else {
-				fmt.Fprintf(g.stdout, "Garbage collecting pod %q\n", p.UUID.String())
-			}
+			garbage = append(garbage, p)
 		}
-		p.Close()
+	}
+	deleted, derrs := deletePods(g, garbage)
+	for _, p := range deleted {
+		fmt.Fprintf(g.stdout, "Garbage collecting pod %q\n", p.UUID.String())
+	}
+	for _, err := range derrs {
+		errs = appendErr(errs, err)
 	}
 	return errs.ErrorOrNil()
 }
@@ -98,33 +105,80 @@ func gcMark(g *globals, p *pod.Pod, f gcFlags, now time.Time) error {
 	return nil
 }
 
-// deletePod removes a garbage pod: it takes the pod's lock (skipping pods
-// someone else is deleting), lets the stage1 release what it holds,
-// unmounts everything below the pod directory and removes it. The unmount
-// must succeed before anything is removed: a volume still bound in would
-// otherwise have its host files deleted.
+// deletePod removes one garbage pod (rm): see deletePods.
 func deletePod(g *globals, p *pod.Pod) error {
-	if err := p.TryExclusiveLock(); err != nil {
-		if errors.Is(err, pod.ErrLocked) {
-			g.debugf("pod %s is being deleted by another process", p.UUID)
-			return nil
-		}
-		return fmt.Errorf("locking pod %s: %w", p.UUID, err)
-	}
-	dir := p.Path()
-	if p.State() == pod.ExitedGarbage || p.State() == pod.Deleting {
-		if _, err := os.Stat(pod.Stage1ManifestPath(dir)); err == nil {
-			if err := launch.CallGC(dir, p.UUID.String(), g.LocalConfig, g.Debug); err != nil {
-				g.warnf("stage1 gc of pod %s: %v", p.UUID, err)
-			}
-		}
-	}
-	mdsUnregister(g, p.UUID.String())
-	if err := mountinfo.UnmountUnder(dir); err != nil {
-		return fmt.Errorf("deleting pod %s: %w", p.UUID, err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("deleting pod %s: %w", p.UUID, err)
+	if _, errs := deletePods(g, []*pod.Pod{p}); len(errs) > 0 {
+		return errs[0]
 	}
 	return nil
+}
+
+// deletePods removes garbage pods: it takes each pod's lock (skipping pods
+// someone else is deleting), lets the stage1 release what it holds,
+// unmounts everything below the pod directories and removes them. A pod's
+// unmount must succeed before anything of it is removed: a volume still
+// bound in would otherwise have its host files deleted. The stage1 calls
+// and removals run in parallel; the unmounts of all the pods go through
+// one read of the mount table per round (mountinfo.UnmountUnderEach), as
+// reading it costs in proportion to the mounts, which grow with the pods.
+// It returns the pods deleted and the errors.
+func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
+	errs := make([]error, len(pods))
+	locked := make([]bool, len(pods))
+	pod.Parallel(len(pods), func(i int) {
+		p := pods[i]
+		if err := p.TryExclusiveLock(); err != nil {
+			if errors.Is(err, pod.ErrLocked) {
+				g.debugf("pod %s is being deleted by another process", p.UUID)
+			} else {
+				errs[i] = fmt.Errorf("locking pod %s: %w", p.UUID, err)
+			}
+			return
+		}
+		locked[i] = true
+		dir := p.Path()
+		if p.State() == pod.ExitedGarbage || p.State() == pod.Deleting {
+			if _, err := os.Stat(pod.Stage1ManifestPath(dir)); err == nil {
+				if err := launch.CallGC(dir, p.UUID.String(), g.LocalConfig, g.Debug); err != nil {
+					g.warnf("stage1 gc of pod %s: %v", p.UUID, err)
+				}
+			}
+		}
+		mdsUnregister(g, p.UUID.String())
+	})
+	var idx []int
+	var dirs []string
+	for i, p := range pods {
+		if locked[i] {
+			idx = append(idx, i)
+			dirs = append(dirs, p.Path())
+		}
+	}
+	for k, err := range mountinfo.UnmountUnderEach(dirs) {
+		if err != nil {
+			errs[idx[k]] = fmt.Errorf("deleting pod %s: %w", pods[idx[k]].UUID, err)
+			locked[idx[k]] = false
+		}
+	}
+	pod.Parallel(len(idx), func(k int) {
+		i := idx[k]
+		if !locked[i] {
+			return
+		}
+		if err := os.RemoveAll(dirs[k]); err != nil {
+			errs[i] = fmt.Errorf("deleting pod %s: %w", pods[i].UUID, err)
+			locked[i] = false
+		}
+	})
+	var deleted []*pod.Pod
+	var out []error
+	for i, p := range pods {
+		if locked[i] {
+			deleted = append(deleted, p)
+		}
+		if errs[i] != nil {
+			out = append(out, errs[i])
+		}
+	}
+	return deleted, out
 }
