@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/appc/spec/schema/types"
 )
@@ -56,7 +59,30 @@ func normalize(s string) string {
 // allNames lists the UUIDs present in any state directory, once each,
 // sorted. Entries that are not UUID-named directories are skipped.
 func allNames(dataDir string) ([]string, error) {
+	found, err := scan(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = f.name
+	}
+	return names, nil
+}
+
+// found is a pod directory seen by scan: its name and the state directory
+// it was first seen in.
+type found struct {
+	name, dir string
+}
+
+// scan reads the state directories once each (no per-pod work) and returns
+// the UUID-named directories, sorted, once each: a pod seen in two state
+// directories because it moved during the scan keeps the earlier one, where
+// lookup starts looking.
+func scan(dataDir string) ([]found, error) {
 	seen := map[string]bool{}
+	var out []found
 	for _, d := range stateDirs {
 		entries, err := os.ReadDir(filepath.Join(PodsDir(dataDir), d))
 		if errors.Is(err, os.ErrNotExist) {
@@ -66,7 +92,7 @@ func allNames(dataDir string) ([]string, error) {
 			return nil, fmt.Errorf("listing pods: %w", err)
 		}
 		for _, e := range entries {
-			if !e.IsDir() {
+			if !e.IsDir() || seen[e.Name()] {
 				continue
 			}
 			u, err := types.NewUUID(e.Name())
@@ -74,48 +100,98 @@ func allNames(dataDir string) ([]string, error) {
 				continue
 			}
 			seen[e.Name()] = true
+			out = append(out, found{e.Name(), d})
 		}
 	}
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
 }
 
 // List opens every pod, sorted by UUID, keeping those in one of states (all
 // when none is given). A pod that moves between state directories during
 // the walk is listed once, in the state it had when it was opened; one that
 // disappears (gc) is left out. The caller closes each pod.
+//
+// The pods are opened in parallel, each first in the state directory the
+// scan saw it in, so that a pod costs an open, a lock probe and a stat.
 func List(dataDir string, states ...State) ([]*Pod, error) {
-	names, err := allNames(dataDir)
+	names, err := scan(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Pod
-	for _, n := range names {
-		u, err := types.NewUUID(n)
+	pods := make([]*Pod, len(names))
+	errs := make([]error, len(names))
+	Parallel(len(names), func(i int) {
+		u, err := types.NewUUID(names[i].name)
 		if err != nil {
-			continue
+			return
 		}
-		p, err := lookup(dataDir, *u)
+		p, err := lookupFrom(dataDir, *u, names[i].dir)
 		if errors.Is(err, ErrNotFound) {
-			continue
+			return
 		}
 		if err != nil {
-			for _, q := range out {
-				q.Close()
-			}
-			return nil, err
+			errs[i] = err
+			return
 		}
 		if len(states) > 0 && !hasState(states, p.state) {
 			p.Close()
-			continue
+			return
 		}
-		out = append(out, p)
+		pods[i] = p
+	})
+	out := pods[:0]
+	var first error
+	for i, p := range pods {
+		if first == nil && errs[i] != nil {
+			first = errs[i]
+		}
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	if first != nil {
+		for _, p := range out {
+			p.Close()
+		}
+		return nil, first
 	}
 	return out, nil
+}
+
+// Parallel calls f(0) ... f(n-1) from as many goroutines as there are CPUs
+// (at least two: the work is mostly system calls) and returns when all
+// have returned. Per-pod work in list, status and gc goes through it.
+func Parallel(n int, f func(i int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers < 2 {
+		workers = 2
+	}
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func hasState(states []State, s State) bool {

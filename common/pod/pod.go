@@ -295,10 +295,23 @@ func (p *Pod) move(toDir string) error {
 // look is still found; after opening, the directory is checked to still be
 // where it was found, and the search is repeated when it moved.
 func lookup(dataDir string, u types.UUID) (*Pod, error) {
+	return lookupFrom(dataDir, u, dirEmbryo)
+}
+
+// lookupFrom is lookup starting at state directory from (where a listing
+// saw the pod): a pod only moves to later directories, so the earlier ones
+// need not be tried.
+func lookupFrom(dataDir string, u types.UUID, from string) (*Pod, error) {
 	name := u.String()
+	dirs := stateDirs
+	for i, d := range stateDirs {
+		if d == from {
+			dirs = stateDirs[i:]
+		}
+	}
 	for attempt := 0; attempt < 4; attempt++ {
 		moved := false
-		for _, d := range stateDirs {
+		for _, d := range dirs {
 			path := filepath.Join(PodsDir(dataDir), d, name)
 			fd, err := openDir(path)
 			if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {

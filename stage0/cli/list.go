@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -40,15 +42,28 @@ func runList(g *globals, f listFlags) error {
 	if err != nil {
 		return fmt.Errorf("listing pods in %s: %w", g.Dir, err)
 	}
-	infos := make([]podJSON, 0, len(pods))
-	for _, p := range pods {
-		infos = append(infos, describePod(p))
-		p.Close()
-	}
+	// Each pod is read on its own (its directory only), in parallel.
+	infos := make([]podJSON, len(pods))
+	pod.Parallel(len(pods), func(i int) {
+		infos[i] = describePod(pods[i])
+		pods[i].Close()
+	})
+	// One write at the end rather than one per table cell.
+	out := bufio.NewWriterSize(g.stdout, 64*1024)
 	if f.Format != "" {
-		return printJSON(g.stdout, infos, f.Format)
+		if err := printJSON(out, infos, f.Format); err != nil {
+			return err
+		}
+		return out.Flush()
 	}
-	tw := tabwriter.NewWriter(g.stdout, 0, 8, 1, '\t', 0)
+	if err := printList(out, infos, f); err != nil {
+		return err
+	}
+	return out.Flush()
+}
+
+func printList(w io.Writer, infos []podJSON, f listFlags) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, '\t', 0)
 	if !f.NoLegend {
 		if f.Full {
 			fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tIMAGE ID\tSTATE\tCREATED\tSTARTED\tNETWORKS")
