@@ -135,6 +135,8 @@ func (g *globals) warnf(format string, args ...any) {
 // status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, start: time.Now()}
+	startProfile(stderr)
+	defer stopProfile()
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

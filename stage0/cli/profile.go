@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+)
+
+// profileEnv names a file to write a CPU profile of this rkt process to
+// (`go tool pprof`), for finding where a slow command spends its time:
+// RKT_CPUPROFILE=/tmp/cpu.out rkt --dir=... fetch big.aci. The profile is
+// written when the command returns, so profile prepare rather than run
+// (which becomes the stage1 by exec).
+const profileEnv = "RKT_CPUPROFILE"
+
+var stopProfile = func() {}
+
+// startProfile starts the CPU profile RKT_CPUPROFILE asks for, if any.
+func startProfile(stderr io.Writer) {
+	path := os.Getenv(profileEnv)
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "rkt: warning: %s: %v\n", profileEnv, err)
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "rkt: warning: %s: %v\n", profileEnv, err)
+		f.Close()
+		return
+	}
+	stopProfile = func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		stopProfile = func() {}
+	}
+}
