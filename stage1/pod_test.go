@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/common/stage1"
 )
 
 var (
@@ -230,7 +231,18 @@ func (p *testPod) start(args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer
 	args = append(args, p.UUID)
 	cmd := exec.Command(filepath.Join(pod.Stage1RootfsPath(p.Dir), "init"), args...)
 	cmd.Dir = p.Dir
-	cmd.Env = append(os.Environ(), p.Env...)
+	// The pod's lock, as stage0 hands it over: held by the run entrypoint
+	// (and then nspawn) while the pod runs.
+	lock, err := os.Open(p.Dir)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		p.t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{lock}
+	cmd.Env = append(append(os.Environ(), p.Env...), stage1.EnvLockFD+"=3")
 	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -204,6 +204,9 @@ func TestPodFaults(t *testing.T) {
 	if st := c.Status(uuid); st.State != "running" {
 		t.Errorf("the pod stopped running after refused commands: %+v", st)
 	}
+	// Stopped once it handles SIGTERM (exiting 0): before that, SIGTERM
+	// kills it and 143 is the right status (TestStopAtRandomMoments).
+	waitOutput(t, p, "ready")
 	c.ExpectOK(c.Rkt("stop", uuid))
-	c.ExpectOK(p.Wait(20 * time.Second))
+	c.ExpectOK(p.Wait(60 * time.Second))
 }

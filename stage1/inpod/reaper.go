@@ -24,6 +24,10 @@ const (
 	// failedMarker is created by the first app to fail: its status, not a
 	// later one's, becomes the pod's.
 	failedMarker = "/rkt/pod-failed"
+	// cleanCodeFile holds the first non-zero status of an app that did
+	// not fail (killed by SIGTERM, say): the pod's status when no app
+	// fails.
+	cleanCodeFile = "/rkt/pod-status"
 )
 
 // Result is how an app ended, from the variables systemd gives
@@ -67,27 +71,47 @@ func ResultFromEnv(getenv func(string) string) Result {
 }
 
 // Reap records app's result in StatusDir and ends the pod when this was
-// the first app to fail (with its status) or the last app to end.
+// the first app to fail (with its status) or the last app to end. The
+// pod's status is the first failure's, else the first non-zero status of
+// an app that ended cleanly for systemd (143 for a service that a stop's
+// SIGTERM killed), else 0: what `rkt status` shows for a single app is
+// what `rkt run` returns.
 func Reap(app string, r Result) error {
 	if err := writeStatus(app, r.Status); err != nil {
 		return err
 	}
-	first := false
 	if r.Failed {
-		f, err := os.OpenFile(failedMarker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err == nil {
-			f.Close()
-			first = true
+		if !createOnce(failedMarker, "") {
+			return nil // an earlier failure is ending the pod
 		}
+		return endPod(r.Status, true)
 	}
-	if !first && (r.Failed || !allEnded()) {
+	if _, err := os.Stat(failedMarker); err == nil {
+		return nil // a failure is ending the pod, with its status
+	}
+	if r.Status != 0 {
+		createOnce(cleanCodeFile, strconv.Itoa(r.Status))
+	}
+	if !allEnded() {
 		return nil
 	}
 	code := 0
-	if first {
-		code = r.Status
+	if b, err := os.ReadFile(cleanCodeFile); err == nil {
+		code, _ = strconv.Atoi(string(b))
 	}
-	return endPod(code, first)
+	return endPod(code, code != 0)
+}
+
+// createOnce creates path with content unless it exists, and says whether
+// it did. The content is written aside and linked: a reader sees all of it
+// or no file.
+func createOnce(path, content string) bool {
+	tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return false
+	}
+	defer os.Remove(tmp)
+	return os.Link(tmp, path) == nil
 }
 
 func writeStatus(app string, status int) error {

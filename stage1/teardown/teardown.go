@@ -14,10 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/stage1/boot"
 	"github.com/rktng/rkt/stage1/cgroups"
 	"github.com/rktng/rkt/stage1/machined"
+	"github.com/rktng/rkt/stage1/units"
 )
 
 // ErrNotRunning is returned by Stop for a pod with no live nspawn.
@@ -25,22 +28,23 @@ var ErrNotRunning = errors.New("pod is not running")
 
 // Stop asks the pod in podDir to end.
 //
-// Graceful: SIGTERM to nspawn, which turns it into the pod's orderly
-// shutdown (apps stopped, post-stop handlers run, the exit status kept).
-// nspawn blocks the signal until it can act on it, so a stop right after
-// the start is not lost, as a signal to a pod's PID 1 that is not yet
-// systemd would be.
+// Graceful: the stop request file in the pod (units.StopRequest), which the
+// pod's systemd acts on once its apps have started: the apps get SIGTERM,
+// their post-stop handlers run, the exit status is kept. Neither nspawn nor
+// the pod's PID 1 is signalled: a halt signal reaching the pod's systemd
+// before it installed its handlers is dropped by the kernel, and a second
+// SIGTERM to nspawn is nspawn's order to kill the pod.
 //
 // Force: every process of the pod killed at once through its cgroups
 // (cgroup.kill), and nspawn, whose death takes the pod's PID namespace
 // with it, where the kernel lacks cgroup.kill.
 func Stop(podDir string, force bool) error {
-	nspawn, err := readPID(filepath.Join(podDir, pod.PPIDFile))
+	nspawn, err := waitNspawn(podDir)
 	if err != nil {
 		return err
 	}
 	if !force {
-		err := stopGracefully(nspawn)
+		err := stopGracefully(podDir, nspawn)
 		if !errors.Is(err, errStillRunning) {
 			return err
 		}
@@ -59,34 +63,63 @@ func Stop(podDir string, force bool) error {
 	return nil
 }
 
-// stopGracefully asks nspawn to halt the pod and repeats the request until
-// nspawn is gone: a pod's systemd that has not yet installed its signal
-// handlers (right after start) ignores the halt signal, as any PID 1 does
-// with a signal it does not handle. A pod that is still there after
-// stopWait is left to `stop --force`.
-func stopGracefully(nspawn int) error {
+// waitNspawn returns nspawn's pid once the run entrypoint has written it:
+// a pod is running from the moment stage0 locked it in run/, a little
+// before its stage1 has started nspawn.
+func waitNspawn(podDir string) (int, error) {
+	path := filepath.Join(podDir, pod.PPIDFile)
 	deadline := time.Now().Add(stopWait)
 	for {
-		err := syscall.Kill(nspawn, syscall.SIGTERM)
-		if errors.Is(err, syscall.ESRCH) {
+		pid, err := readPID(path)
+		if !errors.Is(err, ErrNotRunning) {
+			return pid, err
+		}
+		if !runLocked(podDir) || time.Now().After(deadline) {
+			return 0, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runLocked says whether a run entrypoint holds the pod's exclusive lock.
+func runLocked(podDir string) bool {
+	fd, err := unix.Open(podDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	return false
+}
+
+// stopGracefully writes the stop request and waits for nspawn to exit. The
+// wait covers the rest of the pod's boot (the request waits for the apps)
+// and the pod's own stop timeout (system.conf), after which its systemd
+// kills stubborn apps itself and keeps their status; a pod still there
+// after that is wedged, left to the caller to kill.
+func stopGracefully(podDir string, nspawn int) error {
+	req := filepath.Join(pod.Stage1RootfsPath(podDir), strings.TrimPrefix(units.StopRequest, "/"))
+	if err := os.WriteFile(req, nil, 0o644); err != nil {
+		return fmt.Errorf("requesting the pod's stop: %w", err)
+	}
+	for deadline := time.Now().Add(stopWait); ; {
+		// The lock, not the pid: it goes with nspawn's exit even when
+		// nobody reaps nspawn, and a pid may be reused.
+		if !runLocked(podDir) {
 			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("stopping pod (nspawn pid %d): %w", nspawn, err)
-		}
-		for next := time.Now().Add(time.Second); time.Now().Before(next); {
-			time.Sleep(50 * time.Millisecond)
-			if syscall.Kill(nspawn, 0) != nil {
-				return nil
-			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("pod (nspawn pid %d) still running %v after the stop request: %w", nspawn, stopWait, errStillRunning)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-const stopWait = 10 * time.Second
+// stopWait bounds a graceful stop: the pod's boot, then its own
+// DefaultTimeoutStopSec (10 s) and its exit.
+const stopWait = 30 * time.Second
 
 var errStillRunning = errors.New("pod did not halt")
 

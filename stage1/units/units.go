@@ -35,6 +35,14 @@ type Pod struct {
 	Interactive bool
 }
 
+// StopRequest (in the pod) is the file whose creation asks the pod to end
+// in order: the stop entrypoint writes it (through the stage1 rootfs) and
+// StopPath acts on it.
+const StopRequest = "/rkt/stop-request"
+
+// StopPath is the path unit that turns StopRequest into the pod's halt.
+const StopPath = "rkt-stop.path"
+
 // ServiceName is the unit of app: the app's name, as in rkt, so that
 // `journalctl -u APP` works.
 func ServiceName(app string) string { return app + ".service" }
@@ -52,15 +60,31 @@ func Render(p Pod) map[string]string {
 		out[ServiceName(a.Name)] = service(a, p.Interactive)
 	}
 	sort.Strings(names)
+	apps := strings.Join(names, " ")
 	out["default.target"] = fmt.Sprintf(`# Booting the pod is starting its apps; it has "finished booting" (and
 # nspawn reports READY=1 under --notify-ready) when every app has started.
 [Unit]
 Description=rkt pod
 DefaultDependencies=no
-Wants=systemd-journald.service %[1]s
+Wants=systemd-journald.service %[1]s %[2]s
 After=%[1]s
 AllowIsolate=yes
-`, strings.Join(names, " "))
+`, apps, StopPath)
+	// A stop is a file, not a signal: a signal to the pod's PID 1 is lost
+	// while systemd has not installed its handlers (the kernel drops it
+	// for a namespace's init), and nspawn takes a second SIGTERM as an
+	// order to kill. The file waits for the pod: the path unit starts
+	// watching once every app has started, so that a stop during the boot
+	// still stops apps that run (SIGTERM, post-stop handlers, status).
+	out[StopPath] = fmt.Sprintf(`[Unit]
+Description=Stop request
+DefaultDependencies=no
+After=%[1]s
+
+[Path]
+PathExists=%[2]s
+Unit=halt.target
+`, apps, StopRequest)
 	return out
 }
 
