@@ -2,6 +2,7 @@ package docker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -150,6 +151,12 @@ func buildManifest(ref *Reference, manifestDigest, imageID, parentID string, cfg
 		return nil, fmt.Errorf("volumes of docker image %s: %w", ref.Original, err)
 	}
 	m.App = app
+	// A config appc cannot express (an environment name with a space, a
+	// relative exec path...) is refused here, by name, rather than by a
+	// chain of MarshalJSON errors when the ACI is written.
+	if _, err := m.MarshalJSON(); err != nil {
+		return nil, fmt.Errorf("docker image %s: its config makes no valid appc manifest: %s", ref.Original, strings.ReplaceAll(err.Error(), "json: error calling MarshalJSON for type ", ""))
+	}
 	return m, nil
 }
 
@@ -173,6 +180,9 @@ func ports(exposed map[string]struct{}) ([]types.Port, error) {
 			proto = "tcp"
 		}
 		n, err := strconv.ParseUint(num, 10, 16)
+		if err == nil && n == 0 {
+			err = errors.New("port 0")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("exposed port %q: %w", spec, err)
 		}
