@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/common/pod"
@@ -220,8 +221,13 @@ func LoadPodManifest(path string, imgs Images) (*schema.PodManifest, error) {
 	if len(pm.Apps) == 0 {
 		return nil, fmt.Errorf("pod manifest %s has no apps: %w", path, ErrBadApp)
 	}
+	names := map[types.ACName]bool{}
 	for i := range pm.Apps {
 		ra := &pm.Apps[i]
+		if ra.Name.Empty() || names[ra.Name] {
+			return nil, fmt.Errorf("pod manifest %s: app %d: missing or duplicate name %q: %w", path, i+1, ra.Name, ErrBadApp)
+		}
+		names[ra.Name] = true
 		im, err := imgs.GetImageManifest(ra.Image.ID.String())
 		if err != nil {
 			return nil, fmt.Errorf("pod manifest %s: app %s: image %s: %w", path, ra.Name, ra.Image.ID, err)
@@ -233,6 +239,12 @@ func LoadPodManifest(path string, imgs Images) (*schema.PodManifest, error) {
 			c := *im.App
 			ra.App = &c
 		}
+	}
+	// What parses may still not serialize (appc checks some fields, such
+	// as acVersion, only when writing): refuse it now, by name, rather
+	// than when the pod is half made.
+	if _, err := pm.MarshalJSON(); err != nil {
+		return nil, fmt.Errorf("pod manifest %s: %s", path, strings.ReplaceAll(err.Error(), "json: error calling MarshalJSON for type ", ""))
 	}
 	return pm, nil
 }
