@@ -152,6 +152,8 @@ run_tests() {
 	# Functional tests build their own binaries and images from Go; the
 	# built tree above is what the README's demo uses.
 	go test -count=1 -timeout 40m ./...
+	log "fuzz targets, briefly (tests/fuzz/fuzz.sh; FUZZTIME=10m for a real run)"
+	bash tests/fuzz/fuzz.sh
 	log "go test ./tests (functional tests on the default stage1, stage1-host)"
 	RKT_STAGE1=host go test -count=1 -timeout 40m ./tests/...
 }
