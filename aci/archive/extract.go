@@ -45,8 +45,12 @@ type Extractor struct {
 	skipChown bool
 }
 
-// maxOpenParents bounds the directory handles kept open for speed.
-const maxOpenParents = 32
+// maxOpenParents bounds the directory handles kept open for speed. Images
+// often interleave their directories (a file here, one there), so a cache
+// smaller than the directories in use misses on every file, each miss
+// costing an open per path component: 256 covers common images, and a full
+// cache drops one handle rather than all of them.
+const maxOpenParents = 256
 
 // NewExtractor returns an Extractor writing below dst, which must exist.
 func NewExtractor(dst string) (*Extractor, error) {
@@ -285,7 +289,11 @@ func (x *Extractor) parentRoot(dir string) (*os.Root, error) {
 		return nil, err
 	}
 	if len(x.parent) >= maxOpenParents {
-		x.closeParents()
+		for p, old := range x.parent { // any one: map order is random
+			old.Close()
+			delete(x.parent, p)
+			break
+		}
 	}
 	x.parent[dir] = r
 	return r, nil
