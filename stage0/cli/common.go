@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/rktng/rkt/aci/migrate"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/stage0/images"
@@ -22,9 +23,15 @@ const (
 )
 
 func (g *globals) openStore() (*store.Store, error) {
-	s, err := store.Open(filepath.Join(g.Dir, "cas"))
+	cas := filepath.Join(g.Dir, "cas")
+	s, err := store.Open(cas)
 	if err != nil {
 		return nil, fmt.Errorf("opening image store in %s: %w", g.Dir, err)
+	}
+	if migrate.Pending(cas) {
+		if err := g.migrateStore(s, migrate.Options{}, false); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

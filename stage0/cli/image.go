@@ -27,7 +27,7 @@ func newImageCommand(g *globals) *cobra.Command {
 	addFetchFlags(fetch, &ff)
 	cmd.AddCommand(fetch, newImageListCommand(g), newImageRmCommand(g), newImageGCCommand(g),
 		newImageExportCommand(g), newImageExtractCommand(g, "extract"), newImageExtractCommand(g, "render"),
-		newImageCatManifestCommand(g))
+		newImageCatManifestCommand(g), newImageMigrateCommand(g))
 	for _, c := range extraImageCommands {
 		cmd.AddCommand(c(g))
 	}

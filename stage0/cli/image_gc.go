@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"github.com/spf13/cobra"
 
+	"github.com/rktng/rkt/aci/migrate"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/common/pod"
 )
@@ -66,6 +67,13 @@ func runImageGC(g *globals, grace time.Duration) error {
 	}
 	if err := st.GC(0); err != nil {
 		errs = appendErr(errs, fmt.Errorf("cleaning store debris: %w", err))
+	}
+	// Once migrated, rkt 1.30's store files are debris too (kept until now
+	// for a rollback).
+	if migrate.Migrated(st.Dir()) {
+		if err := g.removeOldStore(st.Dir()); err != nil {
+			errs = appendErr(errs, err)
+		}
 	}
 	return errs.ErrorOrNil()
 }
