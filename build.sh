@@ -24,6 +24,8 @@ build_fly() {
 	rm -rf "$d" && mkdir -p "$d/rootfs"
 	go build -trimpath -ldflags="-s -w" -o "$d/rootfs/fly" ./stage1-fly
 	for e in run enter stop gc; do ln -s fly "$d/rootfs/$e"; done
+	# rkt 1.30's stage0 touches rkt/status in the stage1 rootfs.
+	mkdir -p "$d/rootfs/rkt/status" "$d/rootfs/rkt/env"
 	sed "s/\"amd64\"/\"$GOARCH\"/" stage1-fly/manifest.json >"$d/manifest.json"
 	"$B/tmp/mkaci" --manifest "$d/manifest.json" --rootfs "$d/rootfs" "$B/stage1-images/stage1-fly.aci"
 }

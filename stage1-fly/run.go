@@ -122,6 +122,9 @@ func run(log *logger, args []string) error {
 	if err := writePID(podDir); err != nil {
 		return err
 	}
+	// The app is all there is to supervise: the pod is ready as it starts.
+	// Best effort: it only serves rkt 1.30's `status --wait-ready`.
+	_ = os.Symlink(stage1.SupervisorReady, filepath.Join(stage1RootfsPath(podDir), stage1.SupervisorStatusFile))
 	if err := syscall.Chroot(rootfs); err != nil {
 		return fmt.Errorf("chroot to %s: %w", rootfs, err)
 	}

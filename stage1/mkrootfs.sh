@@ -72,6 +72,10 @@ fi
 # entrypoint into etc/systemd/system.
 mkdir -p "$root/usr/lib/systemd/system"
 cp "$here"/units/*.target "$here"/units/*.service "$here"/units/*.socket "$root/usr/lib/systemd/system/"
+# supervisor-ready.service is wanted by whatever default.target the pod's
+# units define (.wants directories merge across unit paths).
+mkdir -p "$root/usr/lib/systemd/system/default.target.wants"
+ln -s ../supervisor-ready.service "$root/usr/lib/systemd/system/default.target.wants/supervisor-ready.service"
 mkdir -p "$root/etc/systemd"
 cp "$here/units/journald.conf" "$root/etc/systemd/journald.conf"
 cp "$here/units/system.conf" "$root/etc/systemd/system.conf"
@@ -108,7 +112,7 @@ cat >"$out/manifest" <<EOF
     {"name": "coreos.com/rkt/stage1/enter", "value": "/enter"},
     {"name": "coreos.com/rkt/stage1/gc", "value": "/gc"},
     {"name": "coreos.com/rkt/stage1/stop", "value": "/stop"},
-    {"name": "coreos.com/rkt/stage1/interface-version", "value": "5"},
+    {"name": "coreos.com/rkt/stage1/interface-version", "value": "6"},
     {"name": "coreos.com/rkt/stage1/systemd-version", "value": "$version"}
   ]
 }

@@ -31,7 +31,7 @@ const (
 // InterfaceVersion is the highest interface version stage0 speaks. A stage1
 // without the annotation is version 1. See CONTRACT.md for what each
 // version adds to the run arguments.
-const InterfaceVersion = 5
+const InterfaceVersion = 6
 
 // MinInterfaceVersion is the oldest stage1 interface stage0 still drives.
 const MinInterfaceVersion = 1
@@ -43,6 +43,15 @@ const (
 	EnvLockFD = "RKT_LOCK_FD"
 	// EnvDebug is "1" when stage0 runs with --debug.
 	EnvDebug = "RKT_DEBUG"
+)
+
+// Files a stage1 writes in its rootfs for stage0 (rkt 1.30's contract).
+const (
+	// SupervisorStatusFile, relative to the stage1 rootfs, is a symlink to
+	// SupervisorReady once the pod's supervisor has started the apps:
+	// rkt 1.30's `status --wait-ready` polls it.
+	SupervisorStatusFile = "rkt/supervisor-status"
+	SupervisorReady      = "ready"
 )
 
 // Well-known stage1 image names.
@@ -153,7 +162,7 @@ func (a RunArgs) Args(version int) []string {
 	}
 	// The version gates follow rkt 1.30's stage0 so that old stage1 images
 	// keep working: hostname from 2, insecure options from 3, dns-conf-mode
-	// from 4, mutable and ipc from 5.
+	// from 4, mutable from 5, ipc from 6.
 	if version >= 2 && a.Hostname != "" {
 		out = append(out, "--hostname="+a.Hostname)
 	}
@@ -171,13 +180,11 @@ func (a RunArgs) Args(version int) []string {
 	if version >= 4 && (orDefault(a.DNSConfMode.Resolv) != "default" || orDefault(a.DNSConfMode.Hosts) != "default") {
 		out = append(out, "--dns-conf-mode="+a.DNSConfMode.String())
 	}
-	if version >= 5 {
-		if a.Mutable {
-			out = append(out, "--mutable")
-		}
-		if a.IPC != "" {
-			out = append(out, "--ipc="+a.IPC)
-		}
+	if version >= 5 && a.Mutable {
+		out = append(out, "--mutable")
+	}
+	if version >= 6 && a.IPC != "" {
+		out = append(out, "--ipc="+a.IPC)
 	}
 	return append(out, a.UUID)
 }

@@ -139,6 +139,9 @@ func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 		dir := p.Path()
 		if p.State() == pod.ExitedGarbage || p.State() == pod.Deleting {
 			if _, err := os.Stat(pod.Stage1ManifestPath(dir)); err == nil {
+				if err := mountStage1ForGC(g, dir); err != nil {
+					g.warnf("mounting the stage1 of pod %s for its gc: %v", p.UUID, err)
+				}
 				if err := launch.CallGC(dir, p.UUID.String(), g.LocalConfig, g.Debug); err != nil {
 					g.warnf("stage1 gc of pod %s: %v", p.UUID, err)
 				}

@@ -93,7 +93,7 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags) error {
 		}
 	}
 	g.debugf("executing stage1")
-	return launch.ExecRun(p, args, g.Debug)
+	return launch.ExecRun(p, apps, args, g.Debug)
 }
 
 // writeDNSConf writes the pod-level resolv.conf and hosts that --dns* and

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
@@ -24,6 +25,10 @@ import (
 
 // ErrNoEntrypoint is wrapped when the pod's stage1 lacks an entrypoint.
 var ErrNoEntrypoint = errors.New("entrypoint not provided by the pod's stage1")
+
+// ErrInterfaceVersion is wrapped when the pod's stage1 declares an
+// interface version newer than stage0 speaks.
+var ErrInterfaceVersion = errors.New("stage1 interface version not supported")
 
 // Entrypoint returns the absolute path of the stage1 entrypoint named by
 // annotation ann for the pod in podDir, and the stage1's interface version.
@@ -41,6 +46,10 @@ func Entrypoint(podDir, ann string) (string, int, error) {
 		version, err = strconv.Atoi(v)
 		if err != nil || version < stage1.MinInterfaceVersion {
 			return "", 0, fmt.Errorf("stage1 %s: bad interface version %q", im.Name, v)
+		}
+		if version > stage1.InterfaceVersion {
+			return "", 0, fmt.Errorf("stage1 %s: interface version %d: %w (this rkt speaks %d to %d)",
+				im.Name, version, ErrInterfaceVersion, stage1.MinInterfaceVersion, stage1.InterfaceVersion)
 		}
 	}
 	ep, ok := im.Annotations.Get(ann)
@@ -107,7 +116,7 @@ func readID(path string) (string, error) {
 
 // ExecRun replaces the current process with the pod's run entrypoint. The
 // pod must be running (in run/, locked by us). It returns only on failure.
-func ExecRun(p *pod.Pod, args stage1.RunArgs, debug bool) error {
+func ExecRun(p *pod.Pod, apps []string, args stage1.RunArgs, debug bool) error {
 	dir := p.Path()
 	ep, version, err := Entrypoint(dir, stage1.AnnRun)
 	if err != nil {
@@ -124,12 +133,50 @@ func ExecRun(p *pod.Pod, args stage1.RunArgs, debug bool) error {
 	if debug {
 		env = append(env, stage1.EnvDebug+"=1")
 	}
+	if err := writeStage1Inputs(dir, apps); err != nil {
+		return err
+	}
 	if f, err := os.Create(filepath.Join(dir, pod.StartedFile)); err == nil {
 		f.Close()
 	}
 	argv := append([]string{ep}, args.Args(version)...)
 	if err := syscall.Exec(ep, argv, env); err != nil {
 		return fmt.Errorf("executing stage1 run entrypoint %s: %w", ep, err)
+	}
+	return nil
+}
+
+// writeStage1Inputs writes, in the (mounted) stage1 rootfs, what rkt
+// 1.30's stage0 wrote there and its stage1 images read: each app's image
+// manifest at opt/stage2/<app>/manifest (rkt's fly and coreos stage1s load
+// the pod from those), and the rkt/status and rkt/env directories, touched
+// so that they are in the overlay's upper directory, where status is read
+// after the pod's mounts are gone.
+func writeStage1Inputs(podDir string, apps []string) error {
+	for _, app := range apps {
+		b, err := os.ReadFile(pod.AppImageManifestPath(podDir, app))
+		if err != nil {
+			return fmt.Errorf("reading image manifest of app %s: %w", app, err)
+		}
+		dst := filepath.Join(pod.AppPath(podDir, app), "manifest")
+		if old, err := os.ReadFile(dst); err == nil && string(old) == string(b) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return fmt.Errorf("writing image manifest of app %s: %w", app, err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return fmt.Errorf("writing image manifest of app %s: %w", app, err)
+		}
+	}
+	now := time.Now()
+	for _, d := range []string{pod.StatusDir(podDir), filepath.Dir(pod.AppEnvPath(podDir, "x"))} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+		if err := os.Chtimes(d, now, now); err != nil {
+			return fmt.Errorf("touching %s: %w", d, err)
+		}
 	}
 	return nil
 }

@@ -33,6 +33,8 @@ var verbs = map[string]func(args []string) (int, error){
 	"enter": enterPod,
 	"stop":  stop,
 	"gc":    gc,
+	// Inside the pod, from supervisor-ready.service.
+	"supervisor-ready": supervisorReady,
 }
 
 func main() {
@@ -52,6 +54,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "stage1 %s: %v\n", name, err)
 	}
 	os.Exit(code)
+}
+
+// supervisorReady runs inside the pod once its apps are started: it
+// writes /rkt/supervisor-status -> ready, which rkt 1.30's `status
+// --wait-ready` polls.
+func supervisorReady(_ []string) (int, error) {
+	p := filepath.Join("/", stage1.SupervisorStatusFile)
+	tmp := p + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(stage1.SupervisorReady, tmp); err != nil {
+		return 1, err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return 1, err
+	}
+	return 0, nil
 }
 
 func run(args []string) (int, error) {

@@ -203,7 +203,7 @@ func buildFlyACI(root, bin, out string) error {
 			"labels":[{"name":"version","value":"0.0.0"},{"name":"os","value":"linux"},{"name":"arch","value":%q}],
 			"annotations":[{"name":"coreos.com/rkt/stage1/run","value":"/run"},{"name":"coreos.com/rkt/stage1/enter","value":"/enter"},
 			{"name":"coreos.com/rkt/stage1/gc","value":"/gc"},{"name":"coreos.com/rkt/stage1/stop","value":"/stop"},
-			{"name":"coreos.com/rkt/stage1/interface-version","value":"5"}]}`, runtime.GOARCH))
+			{"name":"coreos.com/rkt/stage1/interface-version","value":"6"}]}`, runtime.GOARCH))
 	} else if err != nil {
 		return fmt.Errorf("reading the fly stage1 manifest: %w", err)
 	}
@@ -236,6 +236,9 @@ func buildFlyACI(root, bin, out string) error {
 		}
 		links = append(links, acibuild.File{Path: p, Mode: 0o777, Type: tar.TypeSymlink, Linkname: rel})
 	}
+	// rkt 1.30's stage0 touches rkt/status in a stage1 rootfs (and fails
+	// when it is missing); rkt/env is the other directory of the contract.
+	dirs = append(dirs, "rkt", "rkt/status", "rkt/env")
 	sort.Strings(dirs) // parents first
 	files := []acibuild.File{{Path: "fly", Mode: 0o755, Data: data}}
 	for _, d := range dirs {
