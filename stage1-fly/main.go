@@ -23,7 +23,7 @@ import (
 )
 
 // exitStage1Failure is the status of a stage1 that failed itself (CONTRACT.md).
-const exitStage1Failure = 254
+const exitStage1Failure = stage1.ExitFailure
 
 func init() {
 	// run and enter change the mount namespace, root and working directory

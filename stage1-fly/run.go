@@ -86,7 +86,7 @@ func run(log *logger, args []string) error {
 	env := appEnv(rapp.Name, app, im)
 	if ra.MDSToken != "" {
 		// fly shares the host's network: the service is on its loopback.
-		env = append(env, "AC_METADATA_URL=http://127.0.0.1:18112/"+ra.MDSToken)
+		env = append(env, "AC_METADATA_URL=http://127.0.0.1:"+strconv.Itoa(stage1.MetadataPort)+"/"+ra.MDSToken)
 	}
 
 	// The new mount namespace is this thread's (hence LockOSThread in

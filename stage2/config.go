@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage2/isolators"
 )
 
@@ -25,7 +26,7 @@ const (
 	ExitGroup  = 216
 	ExitUser   = 217
 	ExitExec   = 203
-	ExitConfig = 254
+	ExitConfig = stage1.ExitFailure
 )
 
 // ErrNotFound is wrapped when an executable or working directory does not

@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/rktng/rkt/common/stage1"
 )
 
 // ExitConfine is the helper's status when the app's isolators cannot be
 // applied: the app never runs unconfined.
-const ExitConfine = 254
+const ExitConfine = stage1.ExitFailure
 
 func (a *App) confineBefore() error {
 	if a.Confinement == nil {

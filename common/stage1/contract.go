@@ -33,6 +33,16 @@ const (
 // version adds to the run arguments.
 const InterfaceVersion = 6
 
+// ExitFailure is the exit status of rkt, of a stage1 entrypoint and of the
+// stage2 helper when they fail themselves (bad input, a missing image, an
+// isolator that cannot be applied), as opposed to an app's own status,
+// which is passed through unchanged. rkt 1.30 used the same number.
+const ExitFailure = 254
+
+// MetadataPort is the TCP port of the metadata service that an app's
+// AC_METADATA_URL points at (rkt's).
+const MetadataPort = 18112
+
 // MinInterfaceVersion is the oldest stage1 interface stage0 still drives.
 const MinInterfaceVersion = 1
 

@@ -5,13 +5,14 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
+	"github.com/rktng/rkt/common/stage1"
 )
 
 // Exit statuses of rkt itself. A pod's own status (the failing app's exit
 // code) is passed through unchanged by `rkt run`.
 const (
 	ExitOK      = 0
-	ExitFailure = 254 // rkt's own failure: bad input, fetch failed, no such pod...
+	ExitFailure = stage1.ExitFailure // rkt's own failure: bad input, fetch failed, no such pod...
 )
 
 // exitCodeError makes Main return code without printing anything: the

@@ -25,11 +25,12 @@ import (
 	"errors"
 
 	"github.com/appc/spec/schema"
+	"github.com/rktng/rkt/common/stage1"
 )
 
 // Defaults shared by the service and its clients (rkt's values).
 const (
-	DefaultPort    = 18112
+	DefaultPort    = stage1.MetadataPort
 	DefaultAddress = "127.0.0.1"
 	DefaultSocket  = "/run/rkt/metadata-svc.sock"
 	// FlavorHeader must be FlavorValue on every metadata request.

@@ -25,7 +25,7 @@ import (
 )
 
 // exitStage1 is the status of a stage1 that failed itself.
-const exitStage1 = 254
+const exitStage1 = stage1.ExitFailure
 
 var verbs = map[string]func(args []string) (int, error){
 	"init":  run,
