@@ -161,9 +161,14 @@ func List(dataDir string, states ...State) ([]*Pod, error) {
 
 // Parallel calls f(0) ... f(n-1) from as many goroutines as there are CPUs
 // (at least two: the work is mostly system calls) and returns when all
-// have returned. Per-pod work in list, status and gc goes through it.
+// have returned. Per-pod work in list and gc goes through it.
 func Parallel(n int, f func(i int)) {
-	workers := runtime.GOMAXPROCS(0)
+	ParallelN(n, runtime.GOMAXPROCS(0), f)
+}
+
+// ParallelN is Parallel with a number of workers: more than the CPUs for
+// work that mostly waits (gc waiting on each pod's stage1 gc process).
+func ParallelN(n, workers int, f func(i int)) {
 	if workers < 2 {
 		workers = 2
 	}

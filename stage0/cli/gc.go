@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -125,7 +126,8 @@ func deletePod(g *globals, p *pod.Pod) error {
 func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 	errs := make([]error, len(pods))
 	locked := make([]bool, len(pods))
-	pod.Parallel(len(pods), func(i int) {
+	// Mostly waiting for the stage1 gc processes: more workers than CPUs.
+	pod.ParallelN(len(pods), 4*runtime.GOMAXPROCS(0), func(i int) {
 		p := pods[i]
 		if err := p.TryExclusiveLock(); err != nil {
 			if errors.Is(err, pod.ErrLocked) {
