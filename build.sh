@@ -163,6 +163,8 @@ run_tests() {
 bench() {
 	need_root bench
 	install_test_deps
+	# podman is a peer of the benchmark only: not installed by `test`.
+	install_pkgs podman curl xz-utils
 	build
 	bash tests/bench/bench.sh "$B"
 }

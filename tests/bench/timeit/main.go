@@ -1,9 +1,13 @@
-// Command timeit runs a command N times and prints the median wall time and
-// the largest peak RSS of the runs, for the benchmark script (bench.sh).
+// Command timeit runs a command N times and prints the median wall time,
+// the largest peak RSS of the runs and the fastest and slowest run (the
+// spread), for the benchmark script (bench.sh):
+//
+//	LABEL<TAB>median ms<TAB>peak RSS MiB<TAB>min ms<TAB>max ms
 //
 //	timeit [-n 10] [-setup CMD] [-name LABEL] -- COMMAND ARGS...
 //
-// -setup runs through sh before every run and is not timed.
+// -setup runs through sh before every run and is not timed. Both see the
+// run's number (0, 1, ...) as $TIMEIT_RUN, for fresh directories per run.
 package main
 
 import (
@@ -29,6 +33,7 @@ func main() {
 	var times []time.Duration
 	var maxRSS int64
 	for i := 0; i < *n; i++ {
+		os.Setenv("TIMEIT_RUN", fmt.Sprint(i))
 		if *setup != "" {
 			if out, err := exec.Command("sh", "-c", *setup).CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "timeit: setup: %v: %s\n", err, out)
@@ -51,5 +56,6 @@ func main() {
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	med := times[len(times)/2]
-	fmt.Printf("%s\t%.1f\t%.1f\n", *name, float64(med.Microseconds())/1000, float64(maxRSS)/1024)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	fmt.Printf("%s\t%.1f\t%.1f\t%.1f\t%.1f\n", *name, ms(med), float64(maxRSS)/1024, ms(times[0]), ms(times[len(times)-1]))
 }
