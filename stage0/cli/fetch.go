@@ -10,6 +10,7 @@ type fetchFlags struct {
 	Signatures []string
 	Full       bool
 	PullPolicy string
+	storeFlags
 }
 
 func newFetchCommand(g *globals) *cobra.Command {
@@ -30,6 +31,7 @@ func addFetchFlags(cmd *cobra.Command, f *fetchFlags) {
 	cmd.Flags().StringArrayVar(&f.Signatures, "signature", nil, "local signature file to use in validating the preceding image")
 	cmd.Flags().BoolVar(&f.Full, "full", false, "print the full image hash after fetching")
 	cmd.Flags().StringVar(&f.PullPolicy, "pull-policy", "update", "when to fetch images: new, update or never")
+	addDeprecatedStoreFlags(cmd.Flags(), &f.storeFlags)
 }
 
 // runFetch prints each image's ID on its own line; clients take the last.
@@ -37,12 +39,16 @@ func runFetch(g *globals, f fetchFlags, args []string) error {
 	if len(f.Signatures) > len(args) {
 		return usageErrorf("more --signature flags than images")
 	}
+	policy, err := f.pullPolicy(f.PullPolicy)
+	if err != nil {
+		return err
+	}
 	st, err := g.openStore()
 	if err != nil {
 		return err
 	}
 	g.fetchOnly = true
-	r, err := g.resolver(st, f.PullPolicy)
+	r, err := g.resolver(st, policy)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +33,7 @@ type podFlags struct {
 	UserAnnotation []string
 	UserLabel      []string
 	Signatures     []string
+	storeFlags
 	stage1Flags
 	runtimeFlags
 }
@@ -80,47 +79,12 @@ func (s *stage1Flags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Stage1FromDir, "stage1-from-dir", "", "file name of a stage1 image in the stage1 images directory")
 }
 
-// appFlags are the flags that follow an image on the command line.
-type appFlags struct {
-	Exec, WorkingDir, User, Group, Name, Signature string
-	ReadOnlyRootFS                                 bool
-	SupplementaryGIDs                              []int
-	Mounts, Annotations, UserAnnotations           []string
-	UserLabels, Environment                        []string
-	Memory, CPU, CPUShares, OOMScoreAdj            string
-	CapsRetain, CapsRemove, Seccomp                string
-}
-
-func (a *appFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&a.Exec, "exec", "", "override the image's exec")
-	fs.StringVar(&a.WorkingDir, "working-dir", "", "override the working directory")
-	fs.BoolVar(&a.ReadOnlyRootFS, "readonly-rootfs", false, "mount the app's rootfs read-only")
-	fs.StringArrayVar(&a.Mounts, "mount", nil, "mount a volume: volume=NAME,target=PATH")
-	fs.StringVar(&a.User, "user", "", "user to run the app as (name, uid or /path)")
-	fs.StringVar(&a.Group, "group", "", "group to run the app as (name, gid or /path)")
-	fs.IntSliceVar(&a.SupplementaryGIDs, "supplementary-gids", nil, "supplementary group IDs")
-	fs.StringVar(&a.Name, "name", "", "name of the app")
-	fs.StringArrayVar(&a.Annotations, "annotation", nil, "app annotation NAME=VALUE")
-	fs.StringArrayVar(&a.UserAnnotations, "user-annotation", nil, "user annotation NAME=VALUE")
-	fs.StringArrayVar(&a.UserLabels, "user-label", nil, "user label NAME=VALUE")
-	fs.StringArrayVar(&a.Environment, "environment", nil, "app environment variable NAME=VALUE")
-	fs.StringVar(&a.Signature, "signature", "", "local signature file of the image")
-	fs.StringVar(&a.Memory, "memory", "", "memory limit (e.g. 50M, or bytes)")
-	fs.StringVar(&a.CPU, "cpu", "", "CPU limit (e.g. 500m)")
-	fs.StringVar(&a.CPUShares, "cpu-shares", "", "CPU shares")
-	fs.StringVar(&a.CapsRetain, "caps-retain", "", "capabilities to retain")
-	fs.StringVar(&a.CapsRemove, "caps-remove", "", "capabilities to remove")
-	fs.StringVar(&a.Seccomp, "seccomp", "", "seccomp filter: mode=retain|remove[,errno=E],SYSCALL,...")
-	fs.StringVar(&a.OOMScoreAdj, "oom-score-adj", "", "OOM score adjustment")
-}
-
 // podFlagSet makes the flag set of run (withRuntime) or prepare.
 func (p *podFlags) flagSet(g *globals, name string, withRuntime bool) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetInterspersed(false)
 	g.addFlags(fs)
 	fs.StringArrayVar(&p.Volumes, "volume", nil, "volumes: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=,uid=,gid=]")
-	fs.StringArrayVar(&p.Mounts, "mount", nil, "mount a volume in every app: volume=NAME,target=PATH")
 	fs.StringArrayVar(&p.Ports, "port", nil, "ports to forward: NAME:[HOSTIP:]HOSTPORT")
 	fs.StringArrayVar(&p.SetEnv, "set-env", nil, "environment variable NAME=VALUE for all apps")
 	fs.StringVar(&p.SetEnvFile, "set-env-file", "", "file of NAME=VALUE lines for all apps")
@@ -128,10 +92,9 @@ func (p *podFlags) flagSet(g *globals, name string, withRuntime bool) *pflag.Fla
 	fs.BoolVar(&p.NoOverlay, "no-overlay", false, "copy the images' rootfs instead of overlay mounts")
 	fs.BoolVar(&p.PrivateUsers, "private-users", false, "run the pod in a user namespace")
 	fs.StringVar(&p.PullPolicy, "pull-policy", "new", "when to fetch images: new, update or never")
+	addDeprecatedStoreFlags(fs, &p.storeFlags)
 	fs.StringVar(&p.PodManifest, "pod-manifest", "", "path of a pod manifest to use instead of images")
 	fs.StringVar(&p.UUIDFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
-	fs.StringArrayVar(&p.UserAnnotation, "user-annotation", nil, "pod user annotation NAME=VALUE")
-	fs.StringArrayVar(&p.UserLabel, "user-label", nil, "pod user label NAME=VALUE")
 	p.stage1Flags.add(fs)
 	if withRuntime {
 		p.runtimeFlags.add(fs)
@@ -141,72 +104,6 @@ func (p *podFlags) flagSet(g *globals, name string, withRuntime bool) *pflag.Fla
 		fs.StringVar(&p.Hostname, "hostname", "", "pod's hostname (default rkt-$UUID)")
 	}
 	return fs
-}
-
-// parsePodArgs parses run's or prepare's command line up to the first
-// image and the globals among it; it returns a nil podFlags after printing
-// the help when asked for it.
-func parsePodArgs(g *globals, name string, withRuntime bool, args []string) (*podFlags, []string, error) {
-	pf := &podFlags{}
-	fs := pf.flagSet(g, name, withRuntime)
-	fs.Usage = func() {} // errors are one line; --help prints the flags below
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(g.stdout, "Usage: rkt %s [flags] IMAGE [image flags] [-- image-args... [---]] [IMAGE...]\n\nFlags:\n%s", name, fs.FlagUsages())
-			return nil, nil, nil
-		}
-		return nil, nil, usageError{err}
-	}
-	if err := g.finish(); err != nil {
-		return nil, nil, err
-	}
-	return pf, fs.Args(), nil
-}
-
-// parsedApp is an image argument with its app flags and args.
-type parsedApp struct {
-	image string
-	flags appFlags
-	args  []string
-}
-
-// parseApps splits what follows the pod flags into images with their app
-// flags: IMAGE [app flags] [-- args... [---]] IMAGE ...
-func parseApps(args []string) ([]parsedApp, error) {
-	var apps []parsedApp
-	for len(args) > 0 {
-		img := args[0]
-		if strings.HasPrefix(img, "-") {
-			return nil, usageErrorf("expected an image, got %q", img)
-		}
-		a := parsedApp{image: img}
-		fs := pflag.NewFlagSet(img, pflag.ContinueOnError)
-		fs.SetInterspersed(false)
-		fs.Usage = func() {}
-		a.flags.add(fs)
-		if err := fs.Parse(args[1:]); err != nil {
-			return nil, usageErrorf("flags of image %s: %v", img, err)
-		}
-		rest := fs.Args()
-		if dash := fs.ArgsLenAtDash(); dash == 0 {
-			end := len(rest)
-			for i, s := range rest {
-				if s == "---" {
-					end = i
-					break
-				}
-			}
-			a.args = append([]string{}, rest[:end]...)
-			if end < len(rest) {
-				end++
-			}
-			rest = rest[end:]
-		}
-		apps = append(apps, a)
-		args = rest
-	}
-	return apps, nil
 }
 
 // toPrepareApp converts an app's flags for stage0/prepare.
@@ -279,6 +176,9 @@ func parseEnv(kvs []string, flag string) (types.Environment, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkEnv(flag, k, v); err != nil {
+			return nil, err
+		}
 		env.Set(k, v)
 	}
 	return env, nil
@@ -300,7 +200,10 @@ func readEnvFile(path string) (types.Environment, error) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--set-env-file %s line %d: want NAME=VALUE", path, n)
+			return nil, usageErrorf("--set-env-file %s line %d: want NAME=VALUE", path, n)
+		}
+		if err := checkEnv(fmt.Sprintf("--set-env-file %s line %d:", path, n), k, v); err != nil {
+			return nil, err
 		}
 		env.Set(k, v)
 	}

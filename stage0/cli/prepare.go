@@ -22,11 +22,11 @@ func newPrepareCommand(g *globals) *cobra.Command {
 }
 
 func runPrepare(g *globals, args []string) error {
-	pf, rest, err := parsePodArgs(g, "prepare", false, args)
+	pf, apps, err := parseRunLine(g, "prepare", false, args)
 	if err != nil || pf == nil {
 		return err
 	}
-	p, st, err := preparePod(g, pf, rest)
+	p, st, err := preparePod(g, pf, apps)
 	if err != nil {
 		return err
 	}
@@ -38,11 +38,7 @@ func runPrepare(g *globals, args []string) error {
 
 // preparePod does the common first half of run and prepare: images in the
 // store, the pod manifest, the pod directory. The pod is returned prepared.
-func preparePod(g *globals, pf *podFlags, rest []string) (*pod.Pod, *store.Store, error) {
-	apps, err := parseApps(rest)
-	if err != nil {
-		return nil, nil, err
-	}
+func preparePod(g *globals, pf *podFlags, apps []parsedApp) (*pod.Pod, *store.Store, error) {
 	if pf.PodManifest != "" && len(apps) > 0 {
 		return nil, nil, usageErrorf("--pod-manifest cannot be used with images")
 	}
@@ -114,6 +110,9 @@ func preparePod(g *globals, pf *podFlags, rest []string) (*pod.Pod, *store.Store
 // prepareOptions gathers the pod-level options of the pod flags.
 func (pf *podFlags) prepareOptions(g *globals) (prepare.Options, error) {
 	opts := prepare.Options{InheritEnv: pf.InheritEnv, Warn: g.warnf}
+	if err := checkHostname(pf.Hostname); err != nil {
+		return opts, err
+	}
 	if pf.Hostname != "" {
 		opts.Annotations.Set(hostnameAnnotation, pf.Hostname)
 	}

@@ -38,3 +38,43 @@ func startProfile(stderr io.Writer) {
 		stopProfile = func() {}
 	}
 }
+
+// startFlagProfile starts what rkt's hidden --cpuprofile asks for (rkt
+// had --cpuprofile and --memprofile; they profile rkt itself, not the pod).
+func (g *globals) startFlagProfile() error {
+	if g.CPUProfile != "" && g.cpuProfile == nil {
+		f, err := os.Create(g.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("creating --cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("starting --cpuprofile: %w", err)
+		}
+		g.cpuProfile = f
+	}
+	return nil
+}
+
+// stopFlagProfile ends --cpuprofile and writes --memprofile's heap profile.
+func (g *globals) stopFlagProfile() error {
+	if g.cpuProfile != nil {
+		pprof.StopCPUProfile()
+		if err := g.cpuProfile.Close(); err != nil {
+			return fmt.Errorf("writing --cpuprofile: %w", err)
+		}
+		g.cpuProfile = nil
+	}
+	if g.MemProfile == "" {
+		return nil
+	}
+	f, err := os.Create(g.MemProfile)
+	if err != nil {
+		return fmt.Errorf("creating --memprofile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing --memprofile: %w", err)
+	}
+	return f.Close()
+}

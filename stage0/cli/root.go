@@ -27,10 +27,14 @@ type globals struct {
 	UserConfig         string
 	InsecureOptions    string
 	TrustKeysFromHTTPS bool
+	CPUProfile         string
+	MemProfile         string
 
 	insecure insecureOptions
 	cfg      *config.Config
-	start    time.Time
+	// cpuProfile is the open --cpuprofile file while profiling.
+	cpuProfile *os.File
+	start      time.Time
 	// fetchOnly: images are fetched to be run later; their trees are
 	// rendered when a pod first needs them.
 	fetchOnly bool
@@ -97,6 +101,10 @@ func (g *globals) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.UserConfig, "user-config", defaultUserConfig(), "user configuration directory")
 	fs.StringVar(&g.InsecureOptions, "insecure-options", "none", "comma-separated list of security features to disable: none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all")
 	fs.BoolVar(&g.TrustKeysFromHTTPS, "trust-keys-from-https", false, "automatically trust gpg keys fetched from https")
+	fs.StringVar(&g.CPUProfile, "cpuprofile", "", "write a CPU profile to the file")
+	fs.StringVar(&g.MemProfile, "memprofile", "", "write a memory profile to the file")
+	_ = fs.MarkHidden("cpuprofile")
+	_ = fs.MarkHidden("memprofile")
 }
 
 // finish validates the globals once all flags are parsed.
@@ -118,7 +126,7 @@ func (g *globals) finish() error {
 		return fmt.Errorf("resolving --dir %q: %w", g.Dir, err)
 	}
 	g.Dir = abs
-	return nil
+	return g.startFlagProfile()
 }
 
 func (g *globals) debugf(format string, args ...any) {
@@ -143,6 +151,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
+	if perr := g.stopFlagProfile(); err == nil {
+		err = perr
+	}
 	if err == nil {
 		return ExitOK
 	}

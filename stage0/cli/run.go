@@ -31,11 +31,11 @@ func newRunCommand(g *globals) *cobra.Command {
 }
 
 func runRun(g *globals, args []string) error {
-	pf, rest, err := parsePodArgs(g, "run", true, args)
+	pf, apps, err := parseRunLine(g, "run", true, args)
 	if err != nil || pf == nil {
 		return err
 	}
-	p, st, err := preparePod(g, pf, rest)
+	p, st, err := preparePod(g, pf, apps)
 	if err != nil {
 		return err
 	}
@@ -175,6 +175,9 @@ func newRunPreparedCommand(g *globals) *cobra.Command {
 }
 
 func runRunPrepared(g *globals, rf runtimeFlags, uuid string) error {
+	if err := checkHostname(rf.Hostname); err != nil {
+		return err
+	}
 	p, err := g.loadPod(uuid, "")
 	if err != nil {
 		return err

@@ -1,0 +1,152 @@
+package tests
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rktng/rkt/tests/testutil"
+)
+
+// TestNomadPortAfterImage prepares a pod with the exact command line of
+// Nomad's rkt driver for a task with a port map: pod flags (--port) after
+// the image, mixed with the image's --exec, --memory, --cpu and
+// --cpu-shares, then reads them back from the pod manifest.
+func TestNomadPortAfterImage(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	im := c.A.InspectImage("example.com/redis")
+	im.Manifest.App.Ports = []types.Port{{Name: *types.MustACName("6379-tcp"), Protocol: "tcp", Port: 6379}}
+	aci := c.WriteImage(im)
+	alloc := c.Path("alloc")
+	c.WriteFile("alloc/x", "")
+	uuid := c.MustPrepare("--no-overlay=true",
+		"--volume=redis-alloc,kind=host,source="+alloc, "--mount=volume=redis-alloc,target=/alloc",
+		"--set-env=NOMAD_TASK_NAME=redis",
+		aci, "--exec=/inspect", "--memory=134217728", "--cpu=100", "--cpu-shares=512",
+		"--port=6379-tcp:29214", "--set-env=LATE=1", "--user=user1", "--", "--print-env=LATE")
+	pm := catManifest(c, uuid)
+	if len(pm.Ports) != 1 || pm.Ports[0].Name.String() != "6379-tcp" || pm.Ports[0].HostPort != 29214 {
+		t.Errorf("--port after the image: pod manifest ports %+v", pm.Ports)
+	}
+	if len(pm.Apps) != 1 {
+		t.Fatalf("want one app: %+v", pm.Apps)
+	}
+	app := pm.Apps[0].App
+	if app == nil || app.Exec[0] != "/inspect" || len(app.Exec) != 2 || app.Exec[1] != "--print-env=LATE" || app.User != "user1" {
+		t.Errorf("app flags and args after the image: %+v", app)
+	}
+	for _, want := range []string{"NOMAD_TASK_NAME", "LATE"} {
+		if _, ok := app.Environment.Get(want); !ok {
+			t.Errorf("--set-env %s (before and after the image) missing: %+v", want, app.Environment)
+		}
+	}
+	have := map[string]bool{}
+	for _, i := range app.Isolators {
+		have[i.Name.String()] = true
+	}
+	for _, want := range []string{"resource/memory", "resource/cpu", "os/linux/cpu-shares"} {
+		if !have[want] {
+			t.Errorf("isolator %s missing: %v", want, have)
+		}
+	}
+}
+
+func catManifest(c *testutil.Ctx, uuid string) schema.PodManifest {
+	c.T.Helper()
+	r := c.ExpectOK(c.Rkt("cat-manifest", uuid))
+	var pm schema.PodManifest
+	if err := json.Unmarshal([]byte(r.Stdout), &pm); err != nil {
+		c.T.Fatalf("cat-manifest: %v: %v", err, r)
+	}
+	return pm
+}
+
+// TestRunFlagPlacement checks rkt 1.30's rules for where flags go: app
+// flags before any image are refused with rkt's message, rkt's deprecated
+// spellings work with a notice, the hidden profiling flags are accepted,
+// and --help lists the image flags.
+func TestRunFlagPlacement(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	aci := c.InspectACI()
+	for _, flag := range []string{"--exec=/x", "--memory=50M", "--caps-retain=CAP_CHOWN", "--cap-retain=CAP_CHOWN", "--user=1", "--signature=x.asc"} {
+		name, _, _ := strings.Cut(flag, "=")
+		for _, cmd := range []string{"run", "prepare"} {
+			msg := c.ExpectFailure(c.Rkt(testutil.Insecure, cmd, flag, aci), name+" must follow an image")
+			if strings.Contains(msg, "unknown flag") {
+				t.Errorf("%s %s: %s", cmd, flag, msg)
+			}
+		}
+	}
+	c.ExpectFailure(c.Rkt(testutil.Insecure, "run", aci, "--exec=/a", "--exec=/b"), "--exec", "multiple times")
+	c.ExpectFailure(c.Rkt(testutil.Insecure, "run", "--", "x"), "an image is required before any app arguments")
+	if r := c.Expect(c.Rkt(testutil.Insecure, "prepare", "--store-only", "--no-store", aci), 254); !strings.Contains(r.Stderr, "both --store-only and --no-store") {
+		t.Errorf("--store-only with --no-store: %v", r)
+	}
+
+	r := c.ExpectOK(c.Prepare("--store-only", aci, "--cap-retain=CAP_CHOWN,CAP_KILL", "--cpuprofile="+c.Path("cpu.prof")))
+	for _, notice := range []string{"--store-only has been deprecated, please use --pull-policy=never", "--cap-retain has been deprecated, use --caps-retain instead"} {
+		if !strings.Contains(r.Stderr, notice) {
+			t.Errorf("no deprecation notice %q: %v", notice, r)
+		}
+	}
+	pm := catManifest(c, strings.TrimSpace(r.Stdout))
+	found := false
+	for _, i := range pm.Apps[0].App.Isolators {
+		found = found || i.Name.String() == "os/linux/capabilities-retain-set"
+	}
+	if !found {
+		t.Errorf("--cap-retain did not set the retain set: %+v", pm.Apps[0].App.Isolators)
+	}
+	c.ExpectOK(c.Rkt("--memprofile="+c.Path("mem.prof"), "version"))
+
+	for _, cmd := range []string{"run", "prepare"} {
+		r := c.ExpectOK(c.Rkt(cmd, "--help"))
+		for _, f := range []string{"--exec", "--user", "--memory", "--cpu-shares", "--caps-retain", "--seccomp", "--port", "--volume"} {
+			if !strings.Contains(r.Stdout, "  "+f+" ") {
+				t.Errorf("%s --help does not list %s: %v", cmd, f, r)
+			}
+		}
+		for _, hidden := range []string{"--cpuprofile", "--cap-retain", "--store-only"} {
+			if strings.Contains(r.Stdout, hidden+" ") {
+				t.Errorf("%s --help lists hidden or deprecated %s", cmd, hidden)
+			}
+		}
+	}
+}
+
+// TestFlagValidation checks that flags whose values reach files (the
+// hostname, environment files) are refused in stage0 with exit 254 and a
+// message naming the flag and the rule, on run, prepare and run-prepared.
+func TestFlagValidation(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	aci := c.InspectACI()
+	long := strings.Repeat("a", 65)
+	for _, h := range []string{"a/b", "a\nb", long, "-a", "a..b", strings.Repeat("b", 64) + ".c"} {
+		c.ExpectFailure(c.Run("--hostname="+h, aci), "--hostname")
+		c.ExpectFailure(c.Prepare("--hostname="+h, aci), "--hostname")
+	}
+	uuid := c.MustPrepare(aci)
+	c.ExpectFailure(c.Rkt("run-prepared", "--hostname=a_b", uuid), "--hostname", "RFC 1123")
+	if st := c.Status(uuid); st.State != "prepared" {
+		t.Errorf("a refused run-prepared changed the pod: %+v", st)
+	}
+	for _, e := range []string{"A B=1", "1A=x", "=x", "A=x\ny"} {
+		msg := c.ExpectFailure(c.Run("--set-env="+e, aci), "--set-env")
+		if strings.Contains(msg, "MarshalJSON") {
+			t.Errorf("--set-env=%q: %s", e, msg)
+		}
+		c.ExpectFailure(c.Run(aci, "--environment="+e), "--environment")
+	}
+	c.ExpectFailure(c.Run("--set-env-file="+c.WriteFile("env", "GOOD=1\nBAD NAME=2\n"), aci), "--set-env-file", "line 2")
+	r := c.ExpectOK(c.Run("--hostname=web-1.example.com", "--set-env=A.b-c=x y", aci, "--", "--print-env=A.b-c", "--print-hostname"))
+	expectLine(t, r, "A.b-c=x y")
+	if c.Stage1().Flavor == "host" {
+		expectLine(t, r, "hostname=web-1.example.com")
+	}
+}
