@@ -305,12 +305,7 @@ func expectRefused(c *testutil.Ctx, r testutil.Result, want ...string) string {
 // fetchedID is the image ID a successful fetch printed last.
 func fetchedID(c *testutil.Ctx, r testutil.Result) string {
 	c.T.Helper()
-	c.ExpectOK(r)
-	lines := r.Lines()
-	if len(lines) == 0 || !testutil.IsImageID(strings.TrimSpace(lines[len(lines)-1])) {
-		c.T.Fatalf("fetch did not print an image ID last: %v", r)
-	}
-	return strings.TrimSpace(lines[len(lines)-1])
+	return c.FetchedID(r)
 }
 
 // runArgs are `rkt run` with the stage1 under test, without the

@@ -14,6 +14,8 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/common/stage1"
 )
 
 // Files are read relative to the open pod directory, so that a pod moving
@@ -289,4 +291,23 @@ func (p *Pod) waitUnlocked(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// SupervisorReady reports whether the pod's stage1 has said that its
+// supervisor is ready (rkt/supervisor-status -> ready), looked up in the
+// mounted stage1 rootfs and in its overlay upper dir (the mount may live in
+// another mount namespace).
+func (p *Pod) SupervisorReady() bool {
+	paths := []string{filepath.Join(stage1RootfsRel, stage1.SupervisorStatusFile)}
+	if id, err := p.readFile(Stage1TreeFile); err == nil {
+		if id := strings.TrimSpace(string(id)); id != "" && !strings.Contains(id, "/") {
+			paths = append(paths, filepath.Join(OverlayDir, id, "upper", stage1.SupervisorStatusFile))
+		}
+	}
+	for _, rel := range paths {
+		if t, err := os.Readlink(filepath.Join(p.Path(), rel)); err == nil && t == stage1.SupervisorReady {
+			return true
+		}
+	}
+	return false
 }

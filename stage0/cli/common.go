@@ -154,11 +154,8 @@ func (g *globals) loadPod(arg, uuidFile string) (*pod.Pod, error) {
 	if arg == "" {
 		return nil, usageErrorf("no pod UUID given")
 	}
-	p, err := pod.Load(g.Dir, arg)
-	if err != nil {
-		return nil, fmt.Errorf("pod %q: %w", arg, err)
-	}
-	return p, nil
+	// pod.Load's errors name the pod already.
+	return pod.Load(g.Dir, arg)
 }
 
 // markUsed records that key was used; failure only costs "last used"

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -45,3 +46,10 @@ func appendErr(errs *multierror.Error, err error) *multierror.Error {
 	}
 	return errs
 }
+
+// existsError is an output path that exists without --overwrite; it is
+// os.ErrExist without repeating "file already exists" after the message.
+type existsError struct{ path string }
+
+func (e existsError) Error() string        { return e.path + " already exists (use --overwrite)" }
+func (e existsError) Is(target error) bool { return target == os.ErrExist }

@@ -97,7 +97,7 @@ func runExport(g *globals, f exportFlags, uuid, out string) error {
 // so that a failed or killed export leaves no partial file at out.
 func writeACIFile(out string, overwrite bool, write func(*os.File) error) error {
 	if _, err := os.Lstat(out); err == nil && !overwrite {
-		return fmt.Errorf("%s already exists (use --overwrite): %w", out, os.ErrExist)
+		return existsError{out}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(absPath(out)), ".rkt-export-*")
 	if err != nil {

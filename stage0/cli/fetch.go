@@ -34,7 +34,8 @@ func addFetchFlags(cmd *cobra.Command, f *fetchFlags) {
 	addDeprecatedStoreFlags(cmd.Flags(), &f.storeFlags)
 }
 
-// runFetch prints each image's ID on its own line; clients take the last.
+// runFetch prints each image's ID on its own line, rkt's short form
+// unless --full; clients take the last.
 func runFetch(g *globals, f fetchFlags, args []string) error {
 	if len(f.Signatures) > len(args) {
 		return usageErrorf("more --signature flags than images")
@@ -60,6 +61,9 @@ func runFetch(g *globals, f fetchFlags, args []string) error {
 		key, err := r.Resolve(a, sig)
 		if err != nil {
 			return err
+		}
+		if !f.Full {
+			key = shortImageID(key, 32)
 		}
 		if _, err := fmt.Fprintln(g.stdout, key); err != nil {
 			return err

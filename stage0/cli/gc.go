@@ -66,7 +66,11 @@ func runGC(g *globals, f gcFlags) error {
 	for _, p := range pods {
 		// Pods marked by another gc meanwhile wait for the next one.
 		st := p.State()
-		if (st == pod.ExitedGarbage || st == pod.Garbage) && time.Since(p.GCMarkTime()) >= f.GracePeriod {
+		switch {
+		case st != pod.ExitedGarbage && st != pod.Garbage:
+		case time.Since(p.GCMarkTime()) < f.GracePeriod:
+			g.gcSay("pod %q not removed: still within grace period (%s)", p.UUID.String(), f.GracePeriod)
+		default:
 			garbage = append(garbage, p)
 		}
 	}
@@ -82,10 +86,15 @@ func runGC(g *globals, f gcFlags) error {
 
 const embryoGrace = time.Minute
 
+// gcSay prints what gc marks, on stderr as rkt did.
+func (g *globals) gcSay(format string, args ...any) {
+	fmt.Fprintf(g.stderr, "rkt gc: "+format+"\n", args...)
+}
+
 func gcMark(g *globals, p *pod.Pod, f gcFlags, now time.Time) error {
 	switch p.State() {
 	case pod.Exited:
-		g.debugf("moving exited pod %s to garbage", p.UUID)
+		g.gcSay("moving pod %q to garbage", p.UUID.String())
 		return p.ToExitedGarbage()
 	case pod.Embryo:
 		// A fresh embryo belongs to an rkt that is creating its pod right
@@ -95,11 +104,11 @@ func gcMark(g *globals, p *pod.Pod, f gcFlags, now time.Time) error {
 		}
 		return p.ToGarbage()
 	case pod.AbortedPrepare:
-		g.debugf("moving aborted prepare %s to garbage", p.UUID)
+		g.gcSay("moving failed prepare %q to garbage", p.UUID.String())
 		return p.ToGarbage()
 	case pod.Prepared:
 		if now.Sub(p.CreatedAt()) >= f.ExpirePrepared {
-			g.debugf("moving expired prepared pod %s to garbage", p.UUID)
+			g.gcSay("moving expired prepared pod %q to garbage", p.UUID.String())
 			return p.ToGarbage()
 		}
 	}

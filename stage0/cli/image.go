@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/appc/spec/schema/types"
+
 	"github.com/spf13/cobra"
 
+	"github.com/rktng/rkt/aci/docker"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/stage0/images"
 )
@@ -41,15 +45,18 @@ var extraImageCommands []func(*globals) *cobra.Command
 func resolveStored(st *store.Store, arg string) (string, error) {
 	if strings.HasPrefix(arg, "sha512-") {
 		key, err := st.ResolveKey(arg)
-		if err != nil {
-			return "", fmt.Errorf("image %q: %w", arg, err)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("image %q: %w", arg, store.ErrNotFound)
 		}
-		return key, nil
+		return key, err // the store's other errors name the image
 	}
 	if name, labels, err := images.ParseName(arg); err == nil {
 		if key, err := st.GetACI(name, labels); err == nil {
 			return key, nil
 		}
+	}
+	if key, ok := dockerStored(st, arg); ok {
+		return key, nil
 	}
 	infos, err := st.FindByName(arg)
 	if err == nil && len(infos) > 0 {
@@ -62,6 +69,27 @@ func resolveStored(st *store.Store, arg string) (string, error) {
 		return latest.ID, nil
 	}
 	return "", fmt.Errorf("image %q: %w", arg, store.ErrNotFound)
+}
+
+// dockerStored finds an image fetched from docker:// under the name it was
+// fetched by ("docker://127.0.0.1:5000/vasu/container:1.0", with or
+// without the scheme): the store knows it by its converted appc name and
+// its tag (or digest) as the version label.
+func dockerStored(st *store.Store, arg string) (string, bool) {
+	ref, err := docker.ParseReference(strings.TrimPrefix(arg, "docker://"))
+	if err != nil {
+		return "", false
+	}
+	name, err := docker.ImageName(ref)
+	if err != nil {
+		return "", false
+	}
+	version := ref.Tag()
+	if version == "" {
+		version = ref.Digest()
+	}
+	key, err := st.GetACI(name, types.Labels{{Name: "version", Value: version}})
+	return key, err == nil
 }
 
 func newImageCatManifestCommand(g *globals) *cobra.Command {

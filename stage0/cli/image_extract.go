@@ -49,7 +49,7 @@ func runImageExtract(g *globals, f extractFlags, render bool, image, out string)
 	}
 	if _, err := os.Lstat(out); err == nil {
 		if !f.Overwrite {
-			return fmt.Errorf("output directory %s exists (use --overwrite): %w", out, os.ErrExist)
+			return existsError{out}
 		}
 		if err := os.RemoveAll(out); err != nil {
 			return fmt.Errorf("removing %s: %w", out, err)

@@ -48,6 +48,7 @@ func runImageGC(g *globals, grace time.Duration) error {
 		return fmt.Errorf("listing images: %w", err)
 	}
 	now := time.Now()
+	removed := 0
 	for _, i := range infos {
 		last := i.LastUsed
 		if last.IsZero() {
@@ -57,11 +58,13 @@ func runImageGC(g *globals, grace time.Duration) error {
 			continue
 		}
 		if err := st.Remove(i.ID, keys(inUse)...); err != nil {
-			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", i.ID, err))
+			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", shortImageID(i.ID, 32), err))
 			continue
 		}
+		removed++
 		fmt.Fprintf(g.stdout, "successfully removed aci for image: %q\n", i.ID)
 	}
+	printRemoved(g, "image gc", removed)
 	if err := removeUnusedTrees(g, st, inUse); err != nil {
 		errs = appendErr(errs, err)
 	}

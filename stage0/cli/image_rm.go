@@ -30,26 +30,37 @@ func runImageRm(g *globals, args []string) error {
 	}
 	imgsInUse := imagesOfTrees(st, active)
 	var errs *multierror.Error
+	removed := 0
 	for _, a := range args {
 		key, err := resolveStored(st, a)
+		if err == nil && imgsInUse[key] {
+			err = fmt.Errorf("image %s is used by a prepared or running pod (remove the pod first): %w", shortImageID(key, 32), errImageInUse)
+		} else if err == nil {
+			if err = st.Remove(key, keys(inUse)...); err != nil {
+				err = fmt.Errorf("removing image %s: %w", shortImageID(key, 32), err)
+			}
+		}
 		if err != nil {
 			errs = appendErr(errs, err)
 			continue
 		}
-		if imgsInUse[key] {
-			errs = appendErr(errs, fmt.Errorf("image %s is used by a prepared or running pod (remove the pod first): %w", key, errImageInUse))
-			continue
-		}
-		if err := st.Remove(key, keys(inUse)...); err != nil {
-			errs = appendErr(errs, fmt.Errorf("removing image %s: %w", key, err))
-			continue
-		}
+		removed++
 		fmt.Fprintf(g.stdout, "successfully removed aci for image: %q\n", key)
 	}
 	if err := removeUnusedTrees(g, st, inUse); err != nil {
 		errs = appendErr(errs, err)
 	}
+	printRemoved(g, "image rm", removed)
 	return errs.ErrorOrNil()
+}
+
+// printRemoved prints rkt's summary of image rm and image gc on stderr.
+// rkt's "N image(s) cannot be removed" is left to the error line, which
+// names each image.
+func printRemoved(g *globals, cmd string, removed int) {
+	if removed > 0 {
+		fmt.Fprintf(g.stderr, "rkt %s: %d image(s) successfully removed\n", cmd, removed)
+	}
 }
 
 var errImageInUse = errors.New("image in use")

@@ -76,26 +76,25 @@ func printList(w io.Writer, infos []podJSON, f listFlags) error {
 		if !f.Full {
 			uuid = uuid[:8]
 		}
-		nets := netsString(j.Networks)
+		nets, state := netsString(j.Networks), j.State
 		created, started := humanTime(j.created, f.Full), humanTime(j.started, f.Full)
 		if len(j.Apps) == 0 {
 			if f.Full {
-				fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\t%s\t%s\n", uuid, j.State, created, started, nets)
+				fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\t%s\t%s\t%s\n", uuid, state, created, started, nets)
 			} else {
-				fmt.Fprintf(tw, "%s\t-\t-\t%s\t%s\t%s\t%s\n", uuid, j.State, created, started, nets)
+				fmt.Fprintf(tw, "%s\t-\t-\t%s\t%s\t%s\t%s\n", uuid, state, created, started, nets)
 			}
 			continue
 		}
 		for i, a := range j.Apps {
 			if i > 0 {
-				uuid = ""
+				// rkt printed the pod's columns on its first app's row only.
+				uuid, state, created, started, nets = "", "", "", "", ""
 			}
 			if f.Full {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, a.Name, j.imageName[a.Name], a.ImageID, j.State, created, started, nets)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, a.Name, j.imageName[a.Name], shortImageID(a.ImageID, 12), state, created, started, nets)
 			} else {
-				id := a.ImageID
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, a.Name, j.imageName[a.Name], j.State, created, started, nets)
-				_ = id
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", uuid, a.Name, j.imageName[a.Name], state, created, started, nets)
 			}
 		}
 	}
@@ -108,4 +107,14 @@ func netsString(nets []netJSON) string {
 		parts = append(parts, n.NetName+":ip4="+n.IP)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// shortImageID cuts an image ID to "sha512-" and n hex digits, as rkt
+// printed IDs for people (list --full: 12, fetch: 32).
+func shortImageID(id string, n int) string {
+	const prefix = "sha512-"
+	if strings.HasPrefix(id, prefix) && len(id) > len(prefix)+n {
+		return id[:len(prefix)+n]
+	}
+	return id
 }

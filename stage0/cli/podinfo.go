@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/rktng/rkt/common/pod"
 )
 
@@ -76,7 +78,7 @@ func describePod(p *pod.Pod) podJSON {
 	}
 	running := p.State() == pod.Running
 	j.exited = p.State().AfterRun()
-	if running {
+	if running || j.exited || p.State() == pod.Deleting {
 		if pid, err := p.PID(); err == nil {
 			j.pid = pid
 		}
@@ -175,28 +177,19 @@ func checkFormat(f string) error {
 	return usageErrorf("--format %q: want json or json-pretty", f)
 }
 
-// humanTime is rkt's relative time ("3 minutes ago").
+// timeLayout is rkt's layout of absolute times (list --full, status,
+// image list --full): fractions of a second only when there are some.
+const timeLayout = "2006-01-02 15:04:05.999 -0700 MST"
+
+// humanTime is rkt's time as list and image list print it: relative
+// ("now", "3 minutes ago", "2 weeks ago", go-humanize's words, as rkt used
+// go-humanize), or absolute with full.
 func humanTime(t time.Time, full bool) string {
 	if t.IsZero() {
 		return ""
 	}
 	if full {
-		return t.Format("2006-01-02 15:04:05.000 -0700 MST")
+		return t.Format(timeLayout)
 	}
-	d := time.Since(t)
-	switch {
-	case d < 2*time.Second:
-		return "just now"
-	case d < time.Minute:
-		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
-	case d < 2*time.Minute:
-		return "1 minute ago"
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d < 2*time.Hour:
-		return "1 hour ago"
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	return humanize.Time(t)
 }

@@ -209,7 +209,7 @@ func printError(g *globals, root *cobra.Command, args []string, err error) {
 	if c, _, ferr := root.Find(args); ferr == nil && c != root {
 		name = c.CommandPath()
 	}
-	fmt.Fprintf(g.stderr, "%s: %s\n", name, oneLine(err.Error()))
+	fmt.Fprintf(g.stderr, "%s: %s\n", name, oneLine(suggestions(err.Error())))
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(g.stderr, "run \"rkt help\" for usage\n")
@@ -252,4 +252,14 @@ func oneLine(msg string) string {
 		b.WriteString(l)
 	}
 	return b.String()
+}
+
+// suggestions folds cobra's "Did you mean this?" block into the line:
+// `unknown command "lsit" for "rkt" (did you mean list?)`.
+func suggestions(msg string) string {
+	before, after, ok := strings.Cut(msg, "\n\nDid you mean this?\n")
+	if !ok {
+		return msg
+	}
+	return before + " (did you mean " + strings.Join(strings.Fields(after), " or ") + "?)"
 }

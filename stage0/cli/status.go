@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"time"
@@ -107,17 +108,31 @@ func runStatus(g *globals, f statusFlags, arg string) error {
 	if f.Format != "" {
 		return printJSON(g.stdout, j, f.Format)
 	}
-	w := g.stdout
+	return printStatusText(g.stdout, p.State(), j)
+}
+
+// printStatusText prints rkt's status lines: what a pod has in its state,
+// nothing more (a prepared pod has only state= and created=), and the
+// apps' exit codes once the pod has exited.
+func printStatusText(w io.Writer, st pod.State, j podJSON) error {
 	fmt.Fprintf(w, "state=%s\n", j.State)
 	fmt.Fprintf(w, "created=%s\n", humanTime(j.created, true))
-	fmt.Fprintf(w, "started=%s\n", humanTime(j.started, true))
-	if p.State() == pod.Running || j.exited {
+	if !j.started.IsZero() {
+		fmt.Fprintf(w, "started=%s\n", humanTime(j.started, true))
+	}
+	if st == pod.Running || st == pod.Exited {
 		fmt.Fprintf(w, "networks=%s\n", netsString(j.Networks))
+	}
+	if st != pod.Running && !st.AfterRun() && st != pod.Deleting {
+		return nil
 	}
 	if j.pid > 0 {
 		fmt.Fprintf(w, "pid=%d\n", j.pid)
 	}
 	fmt.Fprintf(w, "exited=%t\n", j.exited)
+	if st == pod.Running {
+		return nil
+	}
 	apps := append([]appJSON(nil), j.Apps...)
 	sort.Slice(apps, func(i, k int) bool { return apps[i].Name < apps[k].Name })
 	for _, a := range apps {
@@ -128,15 +143,16 @@ func runStatus(g *globals, f statusFlags, arg string) error {
 	return nil
 }
 
-// waitReady waits until the pod runs and its stage1 has said which pid to
-// enter: then the pod is ready for enter, status and clients.
+// waitReady waits, as rkt did, until the pod runs and its stage1 has made
+// rkt/supervisor-status -> ready (its apps are starting), and until it
+// has said which pid to enter, so that enter works right after.
 func waitReady(ctx context.Context, p *pod.Pod) error {
 	for {
 		if err := p.Refresh(); err != nil {
 			return err
 		}
 		switch st := p.State(); {
-		case st == pod.Running:
+		case st == pod.Running && p.SupervisorReady():
 			if _, err := p.PID(); err == nil {
 				return nil
 			}

@@ -40,8 +40,14 @@ func stopOne(g *globals, f stopFlags, arg string) error {
 		return err
 	}
 	defer p.Close()
-	if p.State() != pod.Running {
-		return fmt.Errorf("pod %s is %s, not running: %w", p.UUID, p.State(), pod.ErrBadState)
+	switch st := p.State(); {
+	case st.AfterRun():
+		// A unit's ExecStop= must not fail when the pod ended first: rkt
+		// said so and exited 0.
+		_, err = fmt.Fprintf(g.stdout, "pod %q is already stopped\n", p.UUID.String())
+		return err
+	case st != pod.Running:
+		return fmt.Errorf("pod %s is %s, not running: %w", p.UUID, st, pod.ErrBadState)
 	}
 	if err := launch.CallStop(p.Path(), p.UUID.String(), f.Force); err != nil {
 		return fmt.Errorf("stopping pod %s: %w", p.UUID, err)

@@ -387,20 +387,42 @@ func (c *Ctx) WriteFile(name, content string) string {
 // Insecure is the global flag tests pass to use their unsigned images.
 const Insecure = "--insecure-options=image"
 
-// Fetch imports an ACI (path or URL) and returns its image ID, the last
-// line of fetch's stdout.
+// Fetch imports an ACI (path or URL) and returns its full image ID; fetch
+// itself prints rkt's short ID as the last line of its stdout.
 func (c *Ctx) Fetch(aci string) string {
 	c.T.Helper()
-	r := c.ExpectOK(c.Rkt(Insecure, "fetch", aci))
+	return c.FetchedID(c.Rkt(Insecure, "fetch", aci))
+}
+
+// FetchedID checks that a fetch succeeded and printed rkt's short image ID
+// last, and returns the full ID of that image.
+func (c *Ctx) FetchedID(r Result) string {
+	c.T.Helper()
+	c.ExpectOK(r)
 	lines := r.Lines()
 	if len(lines) == 0 {
 		c.T.Fatalf("fetch printed no image ID: %v", r)
 	}
 	id := strings.TrimSpace(lines[len(lines)-1])
-	if !IsImageID(id) {
-		c.T.Fatalf("fetch: last line %q is not an image ID: %v", id, r)
+	if !IsShortImageID(id) {
+		c.T.Fatalf("fetch: last line %q is not a short image ID (sha512- and 32 hex digits): %v", id, r)
 	}
-	return id
+	var found []string
+	for _, im := range c.Images() {
+		if strings.HasPrefix(im.ID, id) {
+			found = append(found, im.ID)
+		}
+	}
+	if len(found) != 1 {
+		c.T.Fatalf("fetch printed %s: image list has %d images with that prefix", id, len(found))
+	}
+	return found[0]
+}
+
+// IsShortImageID reports whether s is rkt's short image ID, what fetch
+// prints without --full.
+func IsShortImageID(s string) bool {
+	return len(s) == len("sha512-")+32 && IsImageID(s+strings.Repeat("0", 96))
 }
 
 // IsImageID reports whether s is a full appc image ID.
