@@ -71,6 +71,13 @@ func main() {
 	}
 	// run and enter only return on failure: on success the process became
 	// the app or the command.
+	if err != nil && entry == "run" {
+		// Every failure of run is before the app starts (the app
+		// replaces fly): it is reported as rkt reports its own.
+		log.debugf("%v", err)
+		fmt.Fprint(os.Stderr, stage1.FailureLine(os.Getenv, err.Error()))
+		os.Exit(exitStage1Failure)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1-fly %s: %v\n", entry, err)
 		os.Exit(exitStage1Failure)

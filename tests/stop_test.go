@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,8 +16,8 @@ import (
 	"github.com/rktng/rkt/tests/testutil"
 )
 
-// TestStopAtRandomMoments stops stage1-host pods at random moments after
-// they are running, from the first instant (the pod's systemd not yet
+// TestStopAtRandomMoments stops stage1-host pods (rkt stop, or SIGTERM to
+// rkt run) at random moments after they are running, from the first instant (the pod's systemd not yet
 // booted) to well after the app is up: every stop must be graceful. The
 // app gets SIGTERM, its post-stop handler runs, and `rkt run` exits with
 // exactly the app's status as `rkt status` reports it: 7 for an app that
@@ -100,7 +101,13 @@ func stopOnce(c *testutil.Ctx, i int, image string, traps bool, delay time.Durat
 	}
 	time.Sleep(delay)
 	what := fmt.Sprintf("stop %d (%v after running, trapping SIGTERM: %v)", i, delay.Round(time.Millisecond), traps)
-	if r := c.Rkt("stop", uuid); r.Code != 0 {
+	if i%3 == 2 {
+		// SIGTERM to rkt run (a unit or Nomad stopping it) is a stop.
+		what += " by SIGTERM to rkt run"
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			return fmt.Sprintf("%s: %v", what, err)
+		}
+	} else if r := c.Rkt("stop", uuid); r.Code != 0 {
 		return fmt.Sprintf("%s: rkt stop: %v", what, r)
 	}
 	r := p.Wait(60 * time.Second)

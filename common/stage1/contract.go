@@ -53,6 +53,9 @@ const (
 	EnvLockFD = "RKT_LOCK_FD"
 	// EnvDebug is "1" when stage0 runs with --debug.
 	EnvDebug = "RKT_DEBUG"
+	// EnvCommand is the rkt command that runs the pod ("rkt run" or
+	// "rkt run-prepared"): the run entrypoint names it in FailureLine.
+	EnvCommand = "RKT_COMMAND"
 )
 
 // Files a stage1 writes in its rootfs for stage0 (rkt 1.30's contract).
@@ -63,6 +66,18 @@ const (
 	SupervisorStatusFile = "rkt/supervisor-status"
 	SupervisorReady      = "ready"
 )
+
+// FailureLine is the one line a run entrypoint prints on stderr when the
+// pod fails before its apps start, as stage0 prints its own errors:
+// "rkt run: CAUSE". The stage1's own text (nspawn's, say) is printed
+// before it only under --debug. getenv is os.Getenv.
+func FailureLine(getenv func(string) string, cause string) string {
+	cmd := getenv(EnvCommand)
+	if cmd == "" {
+		cmd = "rkt run"
+	}
+	return cmd + ": " + strings.Join(strings.Fields(cause), " ") + "\n"
+}
 
 // Well-known stage1 image names.
 const (

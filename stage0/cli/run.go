@@ -43,12 +43,12 @@ func runRun(g *globals, args []string) error {
 	if err := p.ToRun(); err != nil {
 		return fmt.Errorf("running pod %s: %w", p.UUID, err)
 	}
-	return startPod(g, st, p, pf.runtimeFlags)
+	return startPod(g, st, p, pf.runtimeFlags, "rkt run")
 }
 
 // startPod mounts a running (locked) pod's rootfs and execs its stage1. It
 // returns only on failure; the pod is then an exited pod for gc.
-func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags) error {
+func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command string) error {
 	pm, _, err := p.Manifest()
 	if err != nil {
 		return err
@@ -93,7 +93,7 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags) error {
 		}
 	}
 	g.debugf("executing stage1")
-	return launch.ExecRun(p, apps, args, g.Debug)
+	return launch.ExecRun(p, apps, args, g.Debug, command)
 }
 
 // writeDNSConf writes the pod-level resolv.conf and hosts that --dns* and
@@ -196,5 +196,5 @@ func runRunPrepared(g *globals, rf runtimeFlags, uuid string) error {
 	if err != nil {
 		return err
 	}
-	return startPod(g, st, p, rf)
+	return startPod(g, st, p, rf, "rkt run-prepared")
 }

@@ -115,8 +115,10 @@ func readID(path string) (string, error) {
 }
 
 // ExecRun replaces the current process with the pod's run entrypoint. The
-// pod must be running (in run/, locked by us). It returns only on failure.
-func ExecRun(p *pod.Pod, apps []string, args stage1.RunArgs, debug bool) error {
+// pod must be running (in run/, locked by us). command ("rkt run") is what
+// the stage1 names when the pod fails before its apps start. It returns
+// only on failure.
+func ExecRun(p *pod.Pod, apps []string, args stage1.RunArgs, debug bool, command string) error {
 	dir := p.Path()
 	ep, version, err := Entrypoint(dir, stage1.AnnRun)
 	if err != nil {
@@ -129,7 +131,7 @@ func ExecRun(p *pod.Pod, apps []string, args stage1.RunArgs, debug bool) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 		return fmt.Errorf("handing the pod lock to stage1: %w", err)
 	}
-	env := append(os.Environ(), stage1.EnvLockFD+"="+strconv.Itoa(fd))
+	env := append(os.Environ(), stage1.EnvLockFD+"="+strconv.Itoa(fd), stage1.EnvCommand+"="+command)
 	if debug {
 		env = append(env, stage1.EnvDebug+"=1")
 	}

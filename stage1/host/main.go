@@ -16,7 +16,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage1/boot"
@@ -49,6 +51,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "stage1-host: run as init, enter, stop or gc")
 		os.Exit(exitStage1)
 	}
+	if (name == "init" || name == "run") && !boot.Supervised() {
+		supervise(args)
+	}
 	code, err := verb(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 %s: %v\n", name, err)
@@ -70,6 +75,26 @@ func supervisorReady(_ []string) (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// supervise runs the pod under boot.Supervise and exits with its status,
+// or dies of the signal that killed nspawn.
+func supervise(args []string) {
+	debug := os.Getenv(stage1.EnvDebug) == "1"
+	if ra, err := stage1.ParseRunArgs(args); err == nil && ra.Debug {
+		debug = true
+	}
+	podDir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprint(os.Stderr, stage1.FailureLine(os.Getenv, "pod directory: "+err.Error()))
+		os.Exit(exitStage1)
+	}
+	code, sig := boot.Supervise(podDir, debug)
+	if sig != 0 {
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig)
+	}
+	os.Exit(code)
 }
 
 func run(args []string) (int, error) {

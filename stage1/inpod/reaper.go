@@ -30,6 +30,20 @@ const (
 	cleanCodeFile = "/rkt/pod-status"
 )
 
+// StartedMarker (in the pod) exists once an app's unit has started: a pod
+// that ends without it failed before its apps started, which the run
+// entrypoint reports as the stage1's failure (exit 254), not an app's.
+const StartedMarker = "/rkt/apps-started"
+
+// MarkStarted records that an app's unit started.
+func MarkStarted() error {
+	f, err := os.OpenFile(StartedMarker, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("marking the apps started: %w", err)
+	}
+	return f.Close()
+}
+
 // Result is how an app ended, from the variables systemd gives
 // ExecStopPost commands.
 type Result struct {
@@ -77,6 +91,11 @@ func ResultFromEnv(getenv func(string) string) Result {
 // SIGTERM killed), else 0: what `rkt status` shows for a single app is
 // what `rkt run` returns.
 func Reap(app string, r Result) error {
+	// The unit started, even if a stop's SIGTERM came before stage2 could
+	// say so.
+	if err := MarkStarted(); err != nil {
+		return err
+	}
 	if err := writeStatus(app, r.Status); err != nil {
 		return err
 	}

@@ -100,9 +100,8 @@ func runLocked(podDir string) bool {
 // kills stubborn apps itself and keeps their status; a pod still there
 // after that is wedged, left to the caller to kill.
 func stopGracefully(podDir string, nspawn int) error {
-	req := filepath.Join(pod.Stage1RootfsPath(podDir), strings.TrimPrefix(units.StopRequest, "/"))
-	if err := os.WriteFile(req, nil, 0o644); err != nil {
-		return fmt.Errorf("requesting the pod's stop: %w", err)
+	if err := units.RequestStop(pod.Stage1RootfsPath(podDir)); err != nil {
+		return err
 	}
 	for deadline := time.Now().Add(stopWait); ; {
 		// The lock, not the pid: it goes with nspawn's exit even when

@@ -40,6 +40,20 @@ type Pod struct {
 // StopPath acts on it.
 const StopRequest = "/rkt/stop-request"
 
+// RequestStop asks the pod whose stage1 rootfs is rootfs to end in order.
+// Creating the file is the whole request: it cannot be lost, and asking
+// twice is asking once.
+func RequestStop(rootfs string) error {
+	p := filepath.Join(rootfs, StopRequest)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("requesting the pod's stop: %w", err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		return fmt.Errorf("requesting the pod's stop: %w", err)
+	}
+	return nil
+}
+
 // StopPath is the path unit that turns StopRequest into the pod's halt.
 const StopPath = "rkt-stop.path"
 

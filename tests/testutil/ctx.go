@@ -154,6 +154,9 @@ type Opts struct {
 	Stdin   io.Reader     // default: empty
 	Env     []string      // added to the test's environment
 	Timeout time.Duration // default DefaultTimeout
+	// Wrap is a command that runs rkt: its argv before rkt's (for example
+	// unshare and a shell that changes the mount namespace first).
+	Wrap []string
 }
 
 // globalArgs are the flags that pin rkt to the test's directories.
@@ -167,7 +170,11 @@ func (c *Ctx) globalArgs() []string {
 }
 
 func (c *Ctx) command(o Opts, args []string) *exec.Cmd {
-	cmd := exec.Command(c.A.Rkt, append(c.globalArgs(), args...)...)
+	argv := append([]string{c.A.Rkt}, append(c.globalArgs(), args...)...)
+	if len(o.Wrap) > 0 {
+		argv = append(append([]string{}, o.Wrap...), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	// Tests stay off the network: anything rkt would fetch from a remote
 	// host goes to a closed local port instead (Go never proxies loopback,
 	// so test servers on 127.0.0.1 still work).

@@ -40,6 +40,11 @@ func run(args []string) int {
 		}
 		return 0
 	}
+	if verb == "run" {
+		// Best effort: without the marker, a failure of this app would
+		// be reported as the stage1's.
+		_ = inpod.MarkStarted()
+	}
 	app, err := stage2.Load(stage2.ConfigPath(name))
 	if err == nil && verb == "run" {
 		if err = app.JoinCgroups(); err == nil {
