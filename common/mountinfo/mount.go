@@ -162,6 +162,7 @@ func UnmountUnder(path string) error {
 		if len(mounts) == 0 {
 			return nil
 		}
+		makePrivate(mounts)
 		progress := false
 		for _, m := range mounts {
 			switch err := unmountOne(m.MountPoint); {
@@ -190,6 +191,18 @@ func UnmountUnder(path string) error {
 
 // unmountOne unmounts target, detaching it when busy. A mount point that is
 // no longer one (EINVAL) or is gone (ENOENT) counts as unmounted.
+// makePrivate takes every mount of ms out of its peer group before any is
+// unmounted: unmounting a mount whose parent is shared propagates to the
+// parent's peers, so a pod's recursive shared bind of /sys (rkt 1.30's fly
+// makes them) would take the host's /sys/fs/cgroup along. All of them
+// first, since mounts are unmounted deepest first, while their parents are
+// still shared. Best effort: a mount gone meanwhile needs nothing.
+func makePrivate(ms []Info) {
+	for _, m := range ms {
+		_ = unix.Mount("", m.MountPoint, "", unix.MS_PRIVATE, "")
+	}
+}
+
 func unmountOne(target string) error {
 	err := unix.Unmount(target, 0)
 	if err == unix.EBUSY {
@@ -270,6 +283,9 @@ func UnmountUnderEach(paths []string) []error {
 			return errs
 		}
 		progress := false
+		for _, mounts := range found {
+			makePrivate(mounts)
+		}
 		for i, mounts := range found {
 			for _, m := range mounts {
 				switch err := unmountOne(m.MountPoint); {
