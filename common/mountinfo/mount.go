@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -218,6 +220,9 @@ func unmountOne(target string) error {
 	return &MountError{Op: "unmount", Target: target, Err: err}
 }
 
+// unmountWorkers is how many directories UnmountUnderEach unmounts at once.
+const unmountWorkers = 16
+
 // UnmountUnderEach is UnmountUnder for many directories at once (gc of many
 // pods): the mount table is read once per round for all of them rather than
 // once per directory, since reading it costs time in proportion to the
@@ -274,6 +279,12 @@ func UnmountUnderEach(paths []string) []error {
 		}
 		return errs
 	}
+	// Other goroutines run on other threads, which are in the calling
+	// thread's mount namespace only if it is the process's.
+	workers := 1
+	if inProcessNamespace() {
+		workers = unmountWorkers
+	}
 	for round := 0; round < maxUnmountRounds; round++ {
 		found, err := byPath()
 		if err != nil {
@@ -282,21 +293,45 @@ func UnmountUnderEach(paths []string) []error {
 		if len(found) == 0 {
 			return errs
 		}
-		progress := false
+		// All of them private first, on the calling thread: see makePrivate.
 		for _, mounts := range found {
 			makePrivate(mounts)
 		}
-		for i, mounts := range found {
-			for _, m := range mounts {
-				switch err := unmountOne(m.MountPoint); {
-				case err == nil:
-					progress = true
-				case errs[i] == nil:
-					errs[i] = err
+		var progress atomic.Bool
+		todo := make(chan int, len(found))
+		for i := range found {
+			todo <- i
+		}
+		close(todo)
+		// Each unmount waits for an RCU grace period in the kernel
+		// (milliseconds): unmounting several directories at once lets
+		// the waits overlap. One directory's mounts stay in order.
+		work := func() {
+			for i := range todo {
+				for _, m := range found[i] {
+					switch err := unmountOne(m.MountPoint); {
+					case err == nil:
+						progress.Store(true)
+					case errs[i] == nil:
+						errs[i] = err
+					}
 				}
 			}
 		}
-		if !progress {
+		if workers == 1 {
+			work() // on the calling thread, in its namespace
+		} else {
+			var wg sync.WaitGroup
+			for w := 0; w < min(workers, len(found)); w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					work()
+				}()
+			}
+			wg.Wait()
+		}
+		if !progress.Load() {
 			break
 		}
 	}
@@ -308,4 +343,14 @@ func UnmountUnderEach(paths []string) []error {
 		errs[i] = &MountError{Op: "unmount", Target: left[0].MountPoint, Err: unix.EBUSY}
 	}
 	return errs
+}
+
+// inProcessNamespace reports whether the calling thread is in the mount
+// namespace of the process's main thread (it has not unshared its own).
+func inProcessNamespace() bool {
+	var self, leader unix.Stat_t
+	if unix.Stat("/proc/thread-self/ns/mnt", &self) != nil || unix.Stat("/proc/self/ns/mnt", &leader) != nil {
+		return false
+	}
+	return self.Dev == leader.Dev && self.Ino == leader.Ino
 }

@@ -160,6 +160,7 @@ func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 		}
 		mdsUnregister(g, p.UUID.String())
 	})
+	g.debugf("gc: %d pods locked, their stage1 gc run", len(pods))
 	var idx []int
 	var dirs []string
 	for i, p := range pods {
@@ -174,7 +175,10 @@ func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 			locked[idx[k]] = false
 		}
 	}
-	pod.Parallel(len(idx), func(k int) {
+	g.debugf("gc: %d pods unmounted", len(idx))
+	// Removing waits on the disk (this VM's ext4 discards freed blocks
+	// synchronously): more workers than CPUs again.
+	pod.ParallelN(len(idx), 4*runtime.GOMAXPROCS(0), func(k int) {
 		i := idx[k]
 		if !locked[i] {
 			return
@@ -184,6 +188,7 @@ func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 			locked[i] = false
 		}
 	})
+	g.debugf("gc: pod directories removed")
 	var deleted []*pod.Pod
 	var out []error
 	for i, p := range pods {
