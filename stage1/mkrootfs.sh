@@ -95,6 +95,19 @@ for e in init enter gc stop; do
 	ln -s usr/lib/rkt/stage1-host "$root/$e"
 done
 
+# The CNI plugins of stage1/cni-plugins.txt, built from the Go module proxy
+# at the pinned version (the go command checks them against the checksum
+# database), as rkt shipped them in its stage1: pods' networks are attached
+# with these.
+read -r cni_module cni_version < <(grep -v '^#' "$here/cni-plugins.txt" | head -n1)
+plugdir=$root/usr/lib/rkt/plugins/net
+mkdir -p "$plugdir"
+moddir=$(GOFLAGS=-mod=mod go mod download -json "$cni_module@$cni_version" | awk -F'"' '$2 == "Dir" { print $4 }')
+[ -d "$moddir" ] || { echo "mkrootfs: could not download $cni_module@$cni_version" >&2; exit 1; }
+pkgs=()
+while read -r p; do pkgs+=("./plugins/$p"); done < <(grep -v '^#' "$here/cni-plugins.txt" | tail -n +2)
+(cd "$moddir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$plugdir/" "${pkgs[@]}")
+
 version=$("$systemd" --version | awk 'NR==1 { print $2 }')
 arch=${GOARCH:-$(go env GOARCH 2>/dev/null || echo amd64)}
 cat >"$out/manifest" <<EOF

@@ -56,6 +56,9 @@ const (
 	// EnvCommand is the rkt command that runs the pod ("rkt run" or
 	// "rkt run-prepared"): the run entrypoint names it in FailureLine.
 	EnvCommand = "RKT_COMMAND"
+	// EnvSystemConfig is stage0's system configuration directory, where
+	// the stage1 finds net.d networks besides those of --local-config.
+	EnvSystemConfig = "RKT_SYSTEM_CONFIG"
 )
 
 // Files a stage1 writes in its rootfs for stage0 (rkt 1.30's contract).

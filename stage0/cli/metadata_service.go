@@ -39,7 +39,7 @@ unix socket it is passed (and a TCP socket, if one is passed too).`,
 		},
 	}
 	cmd.Flags().IntVar(&port, "listen-port", mds.DefaultPort, "listen port")
-	cmd.Flags().StringVar(&addr, "listen-address", mds.DefaultAddress, "address apps reach the service on (pods with a private network need one on their network)")
+	cmd.Flags().StringVar(&addr, "listen-address", mds.DefaultAddress, "address to listen on for apps (default: every address, so that pods reach it on their network's host address)")
 	return cmd
 }
 

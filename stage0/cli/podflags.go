@@ -34,6 +34,7 @@ type podFlags struct {
 	UserLabel      []string
 	Signatures     []string
 	storeFlags
+	isRun bool // run (networks checked before the pod is made), not prepare
 	stage1Flags
 	runtimeFlags
 }

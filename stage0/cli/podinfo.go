@@ -87,6 +87,7 @@ func describePod(p *pod.Pod) podJSON {
 	if err != nil {
 		return j
 	}
+	j.Networks = podNetworks(p)
 	if len(pm.UserAnnotations) > 0 {
 		j.UserAnnotations = pm.UserAnnotations
 	}

@@ -91,6 +91,14 @@ func preparePod(g *globals, pf *podFlags, apps []parsedApp) (*pod.Pod, *store.St
 		return nil, nil, err
 	}
 	g.debugf("stage1 image %s", cfg.Stage1Key)
+	if pf.isRun {
+		err = checkNetwork(g, pf.runtimeFlags, cfg.Manifest, stage1NameIn(st, cfg.Stage1Key), "")
+	} else {
+		err = checkPortNames(cfg.Manifest)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
 	cfg.DataDir, cfg.NoOverlay, cfg.Debugf = g.Dir, pf.NoOverlay, g.debugf
 	p, err := prepare.Prepare(st, cfg)
 	if err != nil {

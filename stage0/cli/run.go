@@ -35,6 +35,7 @@ func runRun(g *globals, args []string) error {
 	if err != nil || pf == nil {
 		return err
 	}
+	pf.isRun = true
 	p, st, err := preparePod(g, pf, apps)
 	if err != nil {
 		return err
@@ -60,6 +61,7 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command 
 	if rf.Interactive && len(apps) != 1 {
 		return usageErrorf("--interactive needs exactly one app, the pod has %d", len(apps))
 	}
+	s1name := stage1NameOf(p.Path())
 	if err := launch.MountRootfs(p.Path(), st.TreeRootfs, apps); err != nil {
 		return fmt.Errorf("pod %s: %w", p.UUID, err)
 	}
@@ -81,6 +83,11 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command 
 	for _, n := range rf.Net {
 		args.Net = append(args.Net, strings.Split(n, ",")...)
 	}
+	if err := markNetworkPending(p.Path(), rf, s1name); err != nil {
+		return fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	// The stage1 reads net.d in the system configuration too.
+	os.Setenv(stage1.EnvSystemConfig, g.SystemConfig)
 	if args.DNSConfMode, err = writeDNSConf(p.Path(), rf); err != nil {
 		return fmt.Errorf("pod %s: %w", p.UUID, err)
 	}
@@ -100,6 +107,9 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command 
 // --hosts-entry ask for into the stage1 rootfs and says which mode applies.
 func writeDNSConf(podDir string, rf runtimeFlags) (stage1.DNSConfMode, error) {
 	mode := stage1.DNSConfMode{Resolv: "default", Hosts: "default"}
+	if err := checkDNSFlags(rf); err != nil {
+		return mode, err
+	}
 	etc := filepath.Join(pod.Stage1RootfsPath(podDir), "etc")
 	switch {
 	case len(rf.DNS) == 1 && rf.DNS[0] == "host":
@@ -185,6 +195,13 @@ func runRunPrepared(g *globals, rf runtimeFlags, uuid string) error {
 	defer p.Close()
 	if p.State() != pod.Prepared {
 		return fmt.Errorf("pod %s is %s, not prepared: %w", p.UUID, p.State(), pod.ErrBadState)
+	}
+	pm, _, err := p.Manifest()
+	if err != nil {
+		return err
+	}
+	if err := checkNetwork(g, rf, pm, stage1NameOf(p.Path()), p.UUID.String()); err != nil {
+		return fmt.Errorf("pod %s: %w", p.UUID, err)
 	}
 	if err := p.ToRun(); err != nil {
 		if errors.Is(err, pod.ErrLocked) {

@@ -6,7 +6,9 @@
 //
 // Two listeners, two audiences:
 //
-//   - The metadata listener (TCP, 127.0.0.1:18112 by default) is for apps.
+//   - The metadata listener (TCP, port 18112 on every address by default,
+//     as rkt's: pods reach it on the host's side of their own network) is
+//     for apps.
 //     Every path starts with the pod's token, as appc advises: a pod's
 //     AC_METADATA_URL is http://IP:PORT/<token>, and the token (256 random
 //     bits, never the UUID) is what selects, and authenticates, the pod.
@@ -31,7 +33,7 @@ import (
 // Defaults shared by the service and its clients (rkt's values).
 const (
 	DefaultPort    = stage1.MetadataPort
-	DefaultAddress = "127.0.0.1"
+	DefaultAddress = "" // every address of the host: pods reach it on their network
 	DefaultSocket  = "/run/rkt/metadata-svc.sock"
 	// FlavorHeader must be FlavorValue on every metadata request.
 	FlavorHeader = "Metadata-Flavor"

@@ -4,9 +4,9 @@
 // systemd-nspawn to boot the pod's systemd.
 //
 // Prepare does everything that can fail with a clear message and returns
-// the Plan; Exec carries it out and returns only on failure. Networking
-// beyond host/none (CNI) and the metadata service plug in here: see
-// netArgs and metadataURL.
+// the Plan; Exec carries it out and returns only on failure. The pod's
+// network (stage1/podnet) is set up in Prepare, before nspawn, which joins
+// it.
 package boot
 
 import (
@@ -105,12 +105,27 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 		return nil, err
 	}
 
+	pn, err := setupNetwork(args, podDir, pm, apps)
+	if err != nil {
+		return nil, err
+	}
+	cniResolv, err := resolvFromCNI(rootfs, args.DNSConfMode, pn)
+	if err != nil {
+		return nil, err
+	}
+	dnsMode := args.DNSConfMode
+	if cniResolv {
+		dnsMode.Resolv = "stage0"
+	}
+	if err := hostsWithPodIP(rootfs, dnsMode, hostname, pn.podIP()); err != nil {
+		return nil, err
+	}
 	volumes := map[string]types.Volume{}
 	for _, v := range pm.Volumes {
 		volumes[v.Name.String()] = v
 	}
 	extraEnv := map[string]string{}
-	if u := metadataURL(args); u != "" {
+	if u := metadataURL(args, pn); u != "" {
 		extraEnv["AC_METADATA_URL"] = u
 	}
 	keys, err := v1Keys()
@@ -127,7 +142,7 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 			return nil, err
 		}
 		binds = append(binds, a.mounts...)
-		nb, err := nameFiles(podDir, a, args.DNSConfMode, hostname)
+		nb, err := nameFiles(podDir, a, dnsMode, hostname, pn.podIP())
 		if err != nil {
 			return nil, err
 		}
@@ -186,11 +201,7 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if args.PrivateUsers != "" {
 		plan.Args = append(plan.Args, "--private-users="+args.PrivateUsers, "--private-users-ownership=chown")
 	}
-	net, err := netArgs(args.Net)
-	if err != nil {
-		return nil, err
-	}
-	plan.Args = append(plan.Args, net...)
+	plan.Args = append(plan.Args, pn.nspawn...)
 	for _, b := range binds {
 		plan.Args = append(plan.Args, b.arg())
 	}
@@ -231,46 +242,8 @@ func escapeBind(p string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(p, `\`, `\\`), ":", `\:`)
 }
 
-// ErrNetwork is wrapped for --net values this stage1 cannot provide.
+// ErrNetwork is wrapped for --net and --port values the pod cannot have.
 var ErrNetwork = errors.New("network not available")
-
-// netArgs maps rkt's --net list to nspawn. "host" shares the host's
-// network; "none" and "default-restricted" get a private namespace with
-// loopback only. "default" shares the host's network too until CNI
-// networking is wired in here: the pod then reaches what rkt's default
-// network reached (the outside and the metadata service), without its own
-// address. Other names are CNI networks, refused rather than ignored.
-func netArgs(nets []string) ([]string, error) {
-	if len(nets) == 0 {
-		nets = []string{"default"}
-	}
-	private := false
-	for _, n := range nets {
-		name, _, _ := strings.Cut(n, ":")
-		switch name {
-		case "host", "default", "all":
-		case "none", "default-restricted":
-			private = true
-		default:
-			return nil, fmt.Errorf("--net=%s: CNI networks are not supported by this stage1 yet: %w", name, ErrNetwork)
-		}
-	}
-	if private {
-		return []string{"--private-network"}, nil
-	}
-	return nil, nil
-}
-
-// metadataURL is AC_METADATA_URL when the pod is registered with the
-// metadata service, which listens on the host's loopback: the pod reaches
-// it while it shares the host's network. A private (CNI) network will need
-// the host's address on that network here.
-func metadataURL(args stage1.RunArgs) string {
-	if args.MDSToken == "" {
-		return ""
-	}
-	return "http://127.0.0.1:18112/" + args.MDSToken
-}
 
 func parseUUID(s string) ([16]byte, error) {
 	var id [16]byte

@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -39,22 +38,6 @@ func TestBindArgs(t *testing.T) {
 	}
 }
 
-func TestNetArgs(t *testing.T) {
-	for _, n := range [][]string{nil, {"host"}, {"default"}} {
-		if a, err := netArgs(n); len(a) != 0 || err != nil {
-			t.Errorf("%v: %v, %v", n, a, err)
-		}
-	}
-	for _, n := range [][]string{{"none"}, {"default-restricted"}} {
-		if a, err := netArgs(n); len(a) != 1 || a[0] != "--private-network" || err != nil {
-			t.Errorf("%v: %v, %v", n, a, err)
-		}
-	}
-	if _, err := netArgs([]string{"mynet:IP=10.1.1.1"}); !errors.Is(err, ErrNetwork) {
-		t.Errorf("CNI network accepted: %v", err)
-	}
-}
-
 func TestParseUUID(t *testing.T) {
 	id, err := parseUUID("0a1b2c3d-0000-4000-8000-00000000000f")
 	if err != nil || id[0] != 0x0a || id[15] != 0x0f {
@@ -63,7 +46,7 @@ func TestParseUUID(t *testing.T) {
 	if _, err := parseUUID("nope"); err == nil {
 		t.Error("bad UUID accepted")
 	}
-	if metadataURL(stage1.RunArgs{}) != "" || metadataURL(stage1.RunArgs{MDSToken: "t"}) == "" {
+	if metadataURL(stage1.RunArgs{}, podNetwork{}) != "" || metadataURL(stage1.RunArgs{MDSToken: "t"}, podNetwork{}) == "" {
 		t.Error("metadataURL does not follow the token")
 	}
 }

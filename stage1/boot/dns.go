@@ -3,6 +3,7 @@ package boot
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -19,9 +20,12 @@ const (
 
 // nameFiles gives app its /etc/resolv.conf and /etc/hosts by the pod's
 // modes: "host" and "stage0" bind a file over the app's (so later changes
-// show through), "none" keeps the image's, "default" keeps the image's or
-// writes one when the image has none.
-func nameFiles(podDir string, a *app, mode stage1.DNSConfMode, hostname string) ([]bind, error) {
+// show through), "none" keeps the image's, "default" keeps the image's; for
+// hosts, "default" writes one naming the pod's hostname (with the pod's IP
+// when it has one) when the image has none. Without --dns the pod has no
+// resolv.conf unless its network gave DNS servers (then the mode is
+// "stage0") or the image has one, as in rkt.
+func nameFiles(podDir string, a *app, mode stage1.DNSConfMode, hostname string, podIP net.IP) ([]bind, error) {
 	var binds []bind
 	rootfs := pod.Stage1RootfsPath(podDir)
 	appRoot := pod.AppRootfsPath(podDir, a.name)
@@ -29,10 +33,8 @@ func nameFiles(podDir string, a *app, mode stage1.DNSConfMode, hostname string) 
 		mode, file, stage0 string
 		generate           func() ([]byte, error)
 	}{
-		{mode.Resolv, "/etc/resolv.conf", Stage0Resolv, func() ([]byte, error) { return os.ReadFile("/etc/resolv.conf") }},
-		{mode.Hosts, "/etc/hosts", Stage0Hosts, func() ([]byte, error) {
-			return []byte(fmt.Sprintf("127.0.0.1\tlocalhost %[1]s\n::1\tlocalhost %[1]s\n", hostname)), nil
-		}},
+		{mode.Resolv, "/etc/resolv.conf", Stage0Resolv, func() ([]byte, error) { return nil, os.ErrNotExist }},
+		{mode.Hosts, "/etc/hosts", Stage0Hosts, func() ([]byte, error) { return defaultHosts(hostname, podIP), nil }},
 	} {
 		target, err := stage2.ResolveIn(appRoot, f.file)
 		if err != nil {
@@ -88,4 +90,30 @@ func regularFile(p string) error {
 		return err
 	}
 	return os.WriteFile(p, nil, 0o644)
+}
+
+// defaultHosts is the hosts file of a pod whose image has none.
+func defaultHosts(hostname string, podIP net.IP) []byte {
+	if podIP == nil {
+		return []byte(fmt.Sprintf("127.0.0.1\tlocalhost %[1]s\n::1\tlocalhost %[1]s\n", hostname))
+	}
+	return []byte(fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", podIP, hostname))
+}
+
+// hostsWithPodIP adds the pod's hostname with its IP to the hosts file
+// stage0 wrote from --hosts-entry, so that the pod can name itself.
+func hostsWithPodIP(rootfs string, mode stage1.DNSConfMode, hostname string, podIP net.IP) error {
+	if podIP == nil || mode.Hosts != "stage0" {
+		return nil
+	}
+	p := filepath.Join(rootfs, Stage0Hosts)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("adding the pod's address to %s: %w", Stage0Hosts, err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s\t%s\n", podIP, hostname); err != nil {
+		return fmt.Errorf("adding the pod's address to %s: %w", Stage0Hosts, err)
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/rktng/rkt/stage1/boot"
 	"github.com/rktng/rkt/stage1/cgroups"
 	"github.com/rktng/rkt/stage1/machined"
+	"github.com/rktng/rkt/stage1/podnet"
 	"github.com/rktng/rkt/stage1/units"
 )
 
@@ -157,11 +158,15 @@ func Child(pid int) (int, error) {
 }
 
 // GC releases what the pod in podDir held outside its directory: its
-// machined registration, its cgroups and the host's link to its journal.
-// It is idempotent. The stage1 mounts nothing in the host's namespace, so
-// there are no mounts to release here.
+// networks (CNI DEL of each, then its network namespace), its machined
+// registration, its cgroups and the host's link to its journal. It is
+// idempotent. Apart from the netns bind (private), the stage1 mounts
+// nothing in the host's namespace.
 func GC(ctx context.Context, podDir, uuid string) error {
 	var errs []error
+	if err := podnet.Teardown(ctx, podDir, uuid, podnet.PluginDirs(pod.Stage1RootfsPath(podDir))); err != nil {
+		errs = append(errs, err)
+	}
 	// machined does not notice a dead leader: a pod killed with --force
 	// stays listed until unregistered.
 	if err := machined.Unregister(ctx, boot.MachineName(uuid)); err != nil {

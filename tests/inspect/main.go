@@ -104,6 +104,9 @@ func registerFlags() {
 	addBool("check-tty", "print tty=true|false for stdin", checkTTY)
 	add("notify", "send STATE (e.g. READY=1) to $NOTIFY_SOCKET", notify)
 	add("on-sigterm", "from now on, SIGTERM prints got=SIGTERM and exits with CODE", onSigterm)
+	addBool("print-ifaces", "print iface=<name> addrs=<a,b> for each network interface", printIfaces)
+	add("serve-tcp", "ADDR: answer every TCP connection on ADDR with a line served=<hostname>, in the background", serveTCP)
+	add("dial-tcp", "ADDR: connect (3s timeout), print dial=<line read> or dial=error", dialTCP)
 	add("exit-code", "exit with CODE once every action ran", func(v string) error {
 		n, err := strconv.Atoi(v)
 		exitCode = n
@@ -594,4 +597,57 @@ func ioctlGetTermios(fd int) (*syscall.Termios, error) {
 		return nil, e
 	}
 	return &t, nil
+}
+
+func printIfaces() error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for _, i := range ifs {
+		addrs, _ := i.Addrs()
+		var as []string
+		for _, a := range addrs {
+			as = append(as, a.String())
+		}
+		fmt.Printf("iface=%s addrs=%s\n", i.Name, strings.Join(as, ","))
+	}
+	return nil
+}
+
+func serveTCP(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("serving=%s\n", l.Addr())
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "served=%s\n", host)
+			c.Close()
+		}
+	}()
+	return nil
+}
+
+func dialTCP(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		fmt.Printf("dial=error %v\n", err)
+		return nil
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		fmt.Printf("dial=error %v\n", err)
+		return nil
+	}
+	fmt.Printf("dial=%s\n", strings.TrimSpace(line))
+	return nil
 }

@@ -1,0 +1,190 @@
+package podnet
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rktng/rkt/common/network"
+)
+
+var (
+	pluginsOnce sync.Once
+	pluginsDir  string
+	pluginsErr  error
+)
+
+// plugins builds the CNI plugins of stage1/cni-plugins.txt once, as
+// stage1/mkrootfs.sh does.
+func plugins(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, veths and iptables")
+	}
+	for _, tool := range []string{"iptables", "nsenter", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (apt-get install iptables util-linux iproute2)", tool)
+		}
+	}
+	pluginsOnce.Do(func() { pluginsDir, pluginsErr = buildPlugins() })
+	if pluginsErr != nil {
+		t.Fatal(pluginsErr)
+	}
+	return pluginsDir
+}
+
+func buildPlugins() (string, error) {
+	f, err := os.Open("../cni-plugins.txt")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	mod := strings.Fields(lines[0])
+	out, err := exec.Command("go", "mod", "download", "-json", mod[0]+"@"+mod[1]).Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s: %w", lines[0], err)
+	}
+	var dir string
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == `"Dir"` {
+			dir = strings.Trim(strings.TrimSpace(v), `",`)
+		}
+	}
+	bin, err := os.MkdirTemp("", "rkt-cni-plugins-")
+	if err != nil {
+		return "", err
+	}
+	args := []string{"build", "-trimpath", "-o", bin + "/"}
+	for _, p := range lines[1:] {
+		args = append(args, "./plugins/"+p)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the CNI plugins: %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pluginsDir != "" {
+		os.RemoveAll(pluginsDir)
+	}
+	os.Exit(code)
+}
+
+func selectNets(t *testing.T, dirs []string, nets ...string) []network.Selected {
+	t.Helper()
+	l, err := network.ParseList(nets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confs, err := network.LoadConfs(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := network.Select(confs, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sel
+}
+
+func newUUID(t *testing.T, i int) string {
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", os.Getpid(), i)
+}
+
+// hostState is what a pod may leave on the host, filtered to what
+// mentions the pod: its container ID (iptables comments, IPAM files), its
+// IP (routes, IPAM) or its host-side veth.
+func hostState(t *testing.T, ids, ips, links []string) []string {
+	t.Helper()
+	var out []string
+	keys := append(append(append([]string{}, ids...), ips...), links...)
+	for _, c := range [][]string{{"ip", "-o", "link"}, {"ip", "-4", "route"}, {"iptables-save"}, {"sh", "-c", "grep -r . /var/lib/cni/networks 2>/dev/null; true"}} {
+		b, err := exec.Command(c[0], c[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, k := range keys {
+				if k != "" && strings.Contains(l, k) {
+					out = append(out, l)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestDefaultNetworkSetupTeardown(t *testing.T) {
+	bin := plugins(t)
+	ctx := context.Background()
+	podDir := t.TempDir()
+	uuid := newUUID(t, 0)
+	cfg := Config{PodDir: podDir, UUID: uuid, Nets: selectNets(t, nil, "default"), PluginDirs: []string{bin},
+		Ports: []PortMapping{{HostPort: 18999, ContainerPort: 80, Protocol: "tcp"}}}
+	res, err := Setup(ctx, cfg)
+	if err != nil {
+		Teardown(ctx, podDir, uuid, cfg.PluginDirs)
+		t.Fatal(err)
+	}
+	ip := res.PodIP()
+	if ip == nil || !strings.HasPrefix(ip.String(), "172.16.28.") || res.HostIP() == nil {
+		t.Errorf("pod IP %v, host IP %v: want both in 172.16.28.0/24", ip, res.HostIP())
+	}
+	infos, err := network.LoadInfo(podDir)
+	if err != nil || len(infos) != 1 || infos[0].NetName != "default" || infos[0].IfName != "eth0" ||
+		infos[0].NetConf != "net/99-default.conf" || infos[0].Mask.String() != "255.255.255.0" || !strings.HasSuffix(infos[0].PluginPath, "/ptp") {
+		t.Errorf("net-info.json: %+v, %v", infos, err)
+	}
+	b, err := exec.Command("nsenter", "--net="+res.NetNS, "ip", "-4", "-o", "addr").CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "eth0") || !strings.Contains(string(b), ip.String()+"/24") || !strings.Contains(string(b), " lo ") {
+		t.Errorf("addresses in the pod's netns: %v\n%s", err, b)
+	}
+	if st := hostState(t, []string{uuid}, []string{ip.String() + " "}, nil); len(st) == 0 {
+		t.Errorf("no trace of the pod on the host: the filter is broken")
+	}
+	if err := Teardown(ctx, podDir, uuid, cfg.PluginDirs); err != nil {
+		t.Fatal(err)
+	}
+	if st := hostState(t, []string{uuid}, []string{ip.String() + " "}, nil); len(st) != 0 {
+		t.Errorf("left on the host after teardown:\n%s", strings.Join(st, "\n"))
+	}
+	if _, err := os.Stat(res.NetNS); !os.IsNotExist(err) {
+		t.Errorf("netns file still there: %v", err)
+	}
+	if err := Teardown(ctx, podDir, uuid, cfg.PluginDirs); err != nil {
+		t.Errorf("second teardown: %v", err)
+	}
+}
+
+func TestNoneIsLoopbackOnly(t *testing.T) {
+	plugins(t)
+	podDir := t.TempDir()
+	p := filepath.Join(podDir, "netns")
+	if err := CreateNetNS(p); err != nil {
+		t.Fatal(err)
+	}
+	defer DeleteNetNS(p)
+	b, err := exec.Command("nsenter", "--net="+p, "ip", "-o", "link").CombinedOutput()
+	if err != nil || strings.Count(strings.TrimSpace(string(b)), "\n") != 0 || !strings.Contains(string(b), "lo:") || !strings.Contains(string(b), "UP") {
+		t.Errorf("links in a new netns: %v\n%s", err, b)
+	}
+}

@@ -1,0 +1,324 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/rktng/rkt/tests/testutil"
+)
+
+// Network tests: every address used lives on links and in namespaces the
+// pods or the test create (172.16.28.0/24 and 172.31.0.0/16 on the pods'
+// veths, 10.250.x.y on the test's own veth pairs), or on loopback.
+
+type podNet struct {
+	NetName string `json:"netName"`
+	NetConf string `json:"netConf"`
+	IfName  string `json:"ifName"`
+	IP      string `json:"ip"`
+	Mask    string `json:"mask"`
+	Args    string `json:"args"`
+}
+
+func networksOf(t *testing.T, p testutil.Pod) []podNet {
+	t.Helper()
+	var out []podNet
+	for _, raw := range p.Networks {
+		var n podNet
+		if err := json.Unmarshal(raw, &n); err != nil {
+			t.Fatalf("networks entry %s: %v", raw, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// serverImage serves TCP on port 8080 (named "http" in its manifest)
+// until /done exists in its rootfs.
+func serverImage(c *testutil.Ctx, name string, extra ...string) string {
+	args := append([]string{"--serve-tcp=:8080", "--print-ifaces", "--read-file=/etc/hosts", "--print-msg=net-ready"}, extra...)
+	img := c.A.InspectImage(name, append(args, "--wait-file=/done")...)
+	img.Manifest.App.Ports = []types.Port{{Name: "http", Protocol: "tcp", Port: 8080}}
+	return c.WriteImage(img)
+}
+
+// peerNS is a network namespace the test made, joined to the host by a
+// veth pair: host side 10.250.N.1/30, peer side 10.250.N.2/30.
+type peerNS struct {
+	name, hostIP, peerIP, link string
+}
+
+func newPeerNS(t *testing.T, n int) *peerNS {
+	t.Helper()
+	p := &peerNS{name: fmt.Sprintf("rkt-test-%d-%d", os.Getpid(), n), link: fmt.Sprintf("rkp%d_%d", os.Getpid()%10000, n),
+		hostIP: fmt.Sprintf("10.250.%d.1", n), peerIP: fmt.Sprintf("10.250.%d.2", n)}
+	for _, c := range [][]string{
+		{"ip", "netns", "add", p.name},
+		{"ip", "link", "add", p.link, "type", "veth", "peer", "name", "eth0", "netns", p.name},
+		{"ip", "addr", "add", p.hostIP + "/30", "dev", p.link},
+		{"ip", "link", "set", p.link, "up"},
+		{"ip", "-n", p.name, "addr", "add", p.peerIP + "/30", "dev", "eth0"},
+		{"ip", "-n", p.name, "link", "set", "eth0", "up"},
+		{"ip", "-n", p.name, "link", "set", "lo", "up"},
+		{"ip", "-n", p.name, "route", "add", "default", "via", p.hostIP},
+	} {
+		if b, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			p.close()
+			t.Fatalf("%v: %v\n%s", c, err, b)
+		}
+	}
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *peerNS) close() {
+	exec.Command("ip", "link", "del", p.link).Run()
+	exec.Command("ip", "netns", "del", p.name).Run()
+}
+
+// run runs the inspect binary in the peer namespace.
+func (p *peerNS) start(c *testutil.Ctx, args ...string) *exec.Cmd {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", p.name, c.A.Inspect}, args...)...)
+	return cmd
+}
+
+// hostTraces lists what the host holds that mentions any of keys (pod
+// UUIDs, pod IPs): links, routes, iptables rules, IPAM reservations.
+func hostTraces(t *testing.T, keys []string) []string {
+	t.Helper()
+	var out []string
+	for _, c := range [][]string{{"ip", "-o", "link"}, {"ip", "-4", "route"}, {"iptables-save"}, {"sh", "-c", "grep -r . /var/lib/cni/networks 2>/dev/null; true"}} {
+		b, err := exec.Command(c[0], c[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, k := range keys {
+				if k != "" && strings.Contains(l, k) {
+					out = append(out, l)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func requireNetTools(c *testutil.Ctx) {
+	c.RequireFlavor("host")
+	for _, tool := range []string{"ip", "iptables-save"} {
+		c.RequireTool(tool)
+	}
+}
+
+func podRootfsFile(c *testutil.Ctx, uuid, app, path string) string {
+	return filepath.Join(c.Dir, "pods", "run", uuid, "stage1", "rootfs", "opt", "stage2", app, "rootfs", path)
+}
+
+func uuidFrom(t *testing.T, file string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(file); err == nil && testutil.IsUUID(strings.TrimSpace(string(b))) {
+			return strings.TrimSpace(string(b))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no UUID in %s", file)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNetDefault: two pods on the default network get distinct IPs and
+// reach each other; the server's --port is reached from the host on
+// 127.0.0.1 and from a namespace outside (through the host's address
+// there); a second pod cannot take the same host port; a pod on
+// default-restricted cannot reach outside; list and status show the
+// network; gc leaves nothing on the host.
+func TestNetDefault(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	requireNetTools(c)
+	peer := newPeerNS(t, 10+os.Getpid()%200)
+	outside := peer.start(c, "--serve-tcp="+peer.peerIP+":9090", "--sleep=120s")
+	if err := outside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { outside.Process.Kill(); outside.Wait() }()
+
+	hostPort := freePort(t)
+	srv := serverImage(c, "example.com/net-server")
+	uuidFile := c.Path("a.uuid")
+	a := c.StartRun("--uuid-file-save="+uuidFile, "--hostname=neta", "--port=http:"+strconv.Itoa(hostPort), srv)
+	out := waitOutput(t, a, "net-ready")
+	uuidA := uuidFrom(t, uuidFile)
+	defer os.WriteFile(podRootfsFile(c, uuidA, "net-server", "done"), nil, 0o644)
+
+	st := c.Status(uuidA)
+	nets := networksOf(t, st)
+	if len(nets) != 1 || nets[0].NetName != "default" || nets[0].IfName != "eth0" || nets[0].Mask != "255.255.255.0" ||
+		!strings.HasPrefix(nets[0].IP, "172.16.28.") || nets[0].NetConf != "net/99-default.conf" {
+		t.Fatalf("status networks: %+v", nets)
+	}
+	ipA := nets[0].IP
+	if !strings.Contains(out, "iface=eth0 addrs="+ipA+"/24") {
+		t.Errorf("pod's interfaces do not show eth0 with %s:\n%s", ipA, out)
+	}
+	if !strings.Contains(out, ipA+"\tneta") {
+		t.Errorf("/etc/hosts does not name the pod's hostname with its IP:\n%s", out)
+	}
+	if v, _ := value(c.ExpectOK(c.Rkt("status", uuidA)).Stdout, "networks"); v != "default:ip4="+ipA {
+		t.Errorf("status text networks=%q, want default:ip4=%s", v, ipA)
+	}
+	if l := c.ExpectOK(c.Rkt("list", "--no-legend")).Stdout; !strings.Contains(l, "default:ip4="+ipA) {
+		t.Errorf("list does not show default:ip4=%s:\n%s", ipA, l)
+	}
+
+	// The forwarded port, from the host's loopback and from outside.
+	if got := dialOut(t, exec.Command(c.A.Inspect, "--dial-tcp=127.0.0.1:"+strconv.Itoa(hostPort))); got != "served=neta" {
+		t.Errorf("127.0.0.1:%d from the host: %q", hostPort, got)
+	}
+	if got := dialOut(t, peer.start(c, "--dial-tcp="+peer.hostIP+":"+strconv.Itoa(hostPort))); got != "served=neta" {
+		t.Errorf("%s:%d from outside: %q", peer.hostIP, hostPort, got)
+	}
+	// The same host port for another pod is refused before it starts.
+	r := c.Run("--port=http:"+strconv.Itoa(hostPort), srv)
+	c.ExpectFailure(r, "already forwarded")
+
+	// A second pod reaches the first and the outside; a restricted one
+	// reaches neither the outside nor gets a default route.
+	client := c.WriteImage(c.A.InspectImage("example.com/net-client", "--print-ifaces", "--dial-tcp="+ipA+":8080", "--dial-tcp="+peer.peerIP+":9090"))
+	r = c.ExpectOK(c.Run(client))
+	lines := strings.Split(testutil.StripLogPrefixes(r.Stdout), "\n")
+	var dials []string
+	var ipB string
+	for _, l := range lines {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "dial="); ok {
+			dials = append(dials, v)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "iface=eth0 addrs="); ok {
+			ipB, _, _ = strings.Cut(v, "/")
+		}
+	}
+	if len(dials) != 2 || dials[0] != "served=neta" || !strings.HasPrefix(dials[1], "served=") {
+		t.Errorf("client on default: dials %q\n%v", dials, r)
+	}
+	if ipB == "" || ipB == ipA || !strings.HasPrefix(ipB, "172.16.28.") {
+		t.Errorf("second pod's IP %q (first %s)", ipB, ipA)
+	}
+	r = c.ExpectOK(c.Run("--net=default-restricted", client))
+	if out := testutil.StripLogPrefixes(r.Stdout); !strings.Contains(out, "iface=eth0 addrs=172.31.") ||
+		strings.Count(out, "dial=error") != 2 {
+		t.Errorf("client on default-restricted reached outside its network:\n%s", out)
+	}
+
+	os.WriteFile(podRootfsFile(c, uuidA, "net-server", "done"), nil, 0o644)
+	c.ExpectOK(a.Wait(testutil.DefaultTimeout))
+	var uuids []string
+	for _, p := range c.List() {
+		uuids = append(uuids, p.Name)
+	}
+	c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
+	if tr := hostTraces(t, append(uuids, ipA+" ", ipB+" ")); len(tr) > 0 {
+		t.Errorf("left on the host after gc:\n%s", strings.Join(tr, "\n"))
+	}
+}
+
+func dialOut(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("%v: %v\n%s", cmd.Args, err, b)
+	}
+	return strings.TrimPrefix(strings.TrimSpace(string(b)), "dial=")
+}
+
+// TestNetNoneAndRefusals: --net=none has loopback only; bad --net and
+// --port values are refused before any pod is made, naming the culprit.
+func TestNetNoneAndRefusals(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	img := c.A.InspectImage("example.com/net-none", "--print-ifaces")
+	img.Manifest.App.Ports = []types.Port{{Name: "http", Protocol: "tcp", Port: 8080}}
+	aci := c.WriteImage(img)
+	if c.Stage1().Flavor == "fly" {
+		c.ExpectFailure(c.Run("--net=default", aci), "fly", "host")
+		c.ExpectOK(c.Run("--net=host", aci))
+		return
+	}
+	r := c.ExpectOK(c.Run("--net=none", aci))
+	if out := testutil.StripLogPrefixes(r.Stdout); strings.Count(out, "iface=") != 1 || !strings.Contains(out, "iface=lo ") {
+		t.Errorf("--net=none interfaces:\n%s", out)
+	}
+	before := len(c.List())
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--net=nosuchnet"}, []string{"nosuchnet"}},
+		{[]string{"--net=default,nosuch2:IP=1.2.3.4"}, []string{"nosuch2"}},
+		{[]string{"--net=host,default"}, []string{"host"}},
+		{[]string{"--net=default:IPnoequals"}, []string{"default", "IPnoequals"}},
+		{[]string{"--port=nosuchport:8081"}, []string{"nosuchport"}},
+		{[]string{"--net=host", "--port=http:8081"}, []string{"--port", "host"}},
+		{[]string{"--net=none", "--port=http:8081"}, []string{"--port", "none"}},
+	} {
+		r := c.Run(append(tc.args, aci)...)
+		c.ExpectFailure(r, tc.want...)
+	}
+	if after := len(c.List()); after != before {
+		t.Errorf("refused runs left %d pods", after-before)
+	}
+	// run-prepared refuses too, and the prepared pod stays prepared.
+	uuid := c.MustPrepare("--port=http:8082", aci)
+	c.ExpectFailure(c.Rkt("run-prepared", "--net=host", uuid), "--port", "host")
+	c.ExpectFailure(c.Rkt("run-prepared", "--net=nosuch3", uuid), "nosuch3")
+}
+
+// TestNetDNSHosts: --dns*, --hosts-entry give the pod's resolv.conf and
+// hosts; without --dns there is no resolv.conf (the image has none); the
+// hosts file names the pod; control characters are refused.
+func TestNetDNSHosts(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	aci := c.WriteImage(c.A.InspectImage("example.com/net-dns", "--read-file=/etc/resolv.conf", "--read-file=/etc/hosts"))
+	net := "--net=none"
+	if c.Stage1().Flavor == "fly" {
+		net = "--net=host"
+	}
+	r := c.ExpectOK(c.Run(net, "--hostname=dnspod", "--dns=192.0.2.53", "--dns-search=example.test", "--dns-opt=ndots:3",
+		"--dns-domain=example.test", "--hosts-entry=192.0.2.7=seven", aci))
+	out := testutil.StripLogPrefixes(r.Stdout)
+	for _, want := range []string{"nameserver 192.0.2.53", "search example.test", "options ndots:3", "domain example.test", "192.0.2.7 seven"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the pod's resolv.conf/hosts:\n%s", want, out)
+		}
+	}
+	if c.Stage1().Flavor == "host" {
+		r = c.ExpectOK(c.Run("--hostname=dnspod2", aci))
+		out = testutil.StripLogPrefixes(r.Stdout)
+		if strings.Contains(out, "nameserver") {
+			t.Errorf("resolv.conf without --dns and no DNS from the network:\n%s", out)
+		}
+		if !strings.Contains(out, "172.16.28.") || !strings.Contains(out, "\tdnspod2") {
+			t.Errorf("hosts does not name the pod with its IP:\n%s", out)
+		}
+	}
+	before := len(c.List())
+	for _, bad := range []string{"--dns=192.0.2.1\nnameserver 6.6.6.6", "--dns-search=a\nnameserver 6.6.6.6", "--dns-opt=x\ry",
+		"--hosts-entry=192.0.2.1=a\n6.6.6.6 evil", "--dns-domain=a\x01b", "--dns=notanip"} {
+		c.ExpectFailure(c.Run(net, bad, aci), strings.SplitN(strings.TrimPrefix(bad, "--"), "=", 2)[0])
+	}
+	if after := len(c.List()); after != before {
+		t.Errorf("refused runs left %d pods", after-before)
+	}
+}
