@@ -200,16 +200,20 @@ func attach(ctx context.Context, cni *libcni.CNIConfig, cfg Config, i int, ports
 // confList turns a configuration into the list libcni runs, with the
 // portmap plugin chained when ports are forwarded on it.
 func confList(c network.Conf, ports bool) (*libcni.NetworkConfigList, error) {
-	var list *libcni.NetworkConfigList
-	var err error
-	if c.Type == "" {
-		list, err = libcni.NetworkConfFromBytes(c.Bytes)
-	} else {
-		var pc *libcni.PluginConfig
-		if pc, err = libcni.NetworkPluginConfFromBytes(c.Bytes); err == nil {
-			list, err = libcni.ConfListFromConf(pc)
+	b := c.Bytes
+	if c.Type != "" {
+		// A single plugin's configuration becomes a list of one, as CNI
+		// runtimes do (libcni runs lists only).
+		var conf map[string]any
+		if err := json.Unmarshal(c.Bytes, &conf); err != nil {
+			return nil, fmt.Errorf("configuration %s: %v: %w", c.File, err, network.ErrBadConf)
+		}
+		var err error
+		if b, err = json.Marshal(map[string]any{"name": conf["name"], "cniVersion": conf["cniVersion"], "plugins": []any{conf}}); err != nil {
+			return nil, err
 		}
 	}
+	list, err := libcni.NetworkConfFromBytes(b)
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s: %v: %w", c.File, err, network.ErrBadConf)
 	}
@@ -230,11 +234,11 @@ func confList(c network.Conf, ports bool) (*libcni.NetworkConfigList, error) {
 	if v, _ := raw["cniVersion"].(string); v == "" || v < "0.3.0" {
 		raw["cniVersion"] = "0.4.0"
 	}
-	b, err := json.Marshal(raw)
+	withPorts, err := json.Marshal(raw)
 	if err != nil {
 		return nil, err
 	}
-	return libcni.NetworkConfFromBytes(b)
+	return libcni.NetworkConfFromBytes(withPorts)
 }
 
 func copyConf(podDir, src string, b []byte) (string, error) {
