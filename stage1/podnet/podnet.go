@@ -273,7 +273,21 @@ func (r record) runtimeConf(uuid, netns string) (*libcni.RuntimeConf, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Arguments are for whichever plugin knows them (host-local's IP=,
+	// say); the others must not fail on them, by CNI's convention.
+	if len(args) > 0 && !hasArg(args, "IgnoreUnknown") {
+		args = append([][2]string{{"IgnoreUnknown", "1"}}, args...)
+	}
 	return &libcni.RuntimeConf{ContainerID: uuid, NetNS: netns, IfName: r.IfName, Args: args, CapabilityArgs: r.CapabilityArgs}, nil
+}
+
+func hasArg(args [][2]string, k string) bool {
+	for _, a := range args {
+		if a[0] == k {
+			return true
+		}
+	}
+	return false
 }
 
 func loadRecords(podDir string) ([]record, error) {

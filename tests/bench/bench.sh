@@ -239,6 +239,22 @@ bench_fetch() {
 	SERVE_PID=
 }
 
+bench_net() {
+	echo "# stage1-host pod of /bin/true on rkt's default network (netns, ptp veth, host-local IP, masquerade) vs --net=host, interleaved"
+	if [ ! -e "$HOST" ] || ! command -v systemd-nspawn >/dev/null; then
+		echo "(no stage1-host.aci or systemd-nspawn: skipped)"
+		return
+	fi
+	"$RKT" --dir="$D" --insecure-options=image run --stage1-path="$HOST" "$ID" >/dev/null
+	# The gc of the previous pod (CNI DEL) is in -setup, not timed.
+	for round in 1 2; do
+		for net in host default; do
+			t -n 5 -name "host-run-net-$net-$round" -setup "$RKT --dir=$D gc --grace-period=0 >/dev/null 2>&1 || true" -- \
+				"$RKT" --dir="$D" --insecure-options=image run --stage1-path="$HOST" --net=$net "$ID"
+		done
+	done
+}
+
 report() {
 	echo "# ratios (targets in parentheses; spread = slowest/fastest run)"
 	awk -F'\t' '{ms[$1]=$2; rss[$1]=$3; lo[$1]=$4; hi[$1]=$5}
@@ -255,6 +271,9 @@ report() {
 		r("fly-run / rkt130-fly-run", "fly-run", "rkt130-fly-run", "<= 0.35")
 		r("host-run / nspawn-bare", "host-run", "nspawn-bare", "<= 1.3")
 		r("host-run / podman-run", "host-run", "podman-run", "<= 0.8")
+		for (k = 1; k <= 2; k++) if (("host-run-net-default-" k) in ms)
+			printf "%-34s %6.1f ms (<= 25 ms)  [default %.1f ms, host %.1f ms]\n", "--net=default minus --net=host #" k,
+				ms["host-run-net-default-" k] - ms["host-run-net-host-" k], ms["host-run-net-default-" k], ms["host-run-net-host-" k]
 		r("big-first-run / sha512sum+tar", "big-first-run", "sha512sum+tar", "<= 1.5")
 		r("big-first-run / rkt130-big-first", "big-first-run", "rkt130-big-first-run", "<= 0.5")
 		r("big-second / tiny-second", "big-second-run", "tiny-second-run", "<= 1.2")
@@ -273,7 +292,7 @@ report() {
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 setup_tiny
-for f in ${BENCH_ONLY:-big fly host second scale fetch}; do
+for f in ${BENCH_ONLY:-big fly host net second scale fetch}; do
 	"bench_$f"
 	echo "# load average after $f: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
