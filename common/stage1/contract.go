@@ -26,6 +26,10 @@ const (
 	AnnAppStart         = "coreos.com/rkt/stage1/app/start"
 	AnnAppStop          = "coreos.com/rkt/stage1/app/stop"
 	AnnInterfaceVersion = "coreos.com/rkt/stage1/interface-version"
+	// AnnSystemdVersion is the major version of the systemd a stage1-host
+	// image was built from (stage1/mkrootfs.sh); the run entrypoint
+	// compares it with the host's systemd-nspawn.
+	AnnSystemdVersion = "coreos.com/rkt/stage1/systemd-version"
 )
 
 // InterfaceVersion is the highest interface version stage0 speaks. A stage1

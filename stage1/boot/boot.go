@@ -178,6 +178,9 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("systemd-nspawn not found (install systemd-container): %w", err)
 	}
+	if err := checkNspawn(nspawn, podDir, args.PrivateUsers != "", os.Stderr); err != nil {
+		return nil, err
+	}
 	plan := &Plan{Path: nspawn, apps: limits, podLimits: podLimits(pm), rootfs: rootfs}
 	plan.Args = []string{
 		"systemd-nspawn",
