@@ -8,6 +8,9 @@
 #   ./build.sh lint       gofmt, go mod tidy and staticcheck must find nothing
 #   ./build.sh bench      run the benchmarks against their peers (root)
 #   ./build.sh install    install to /usr/bin and /usr/lib/rkt with dist/ files
+#   ./build.sh deb        build build/deb/rkt_<version>_<arch>.deb (dist/deb)
+#   ./build.sh test-deb   install that package in a fresh Debian 12 root and
+#                         try it there (root; also part of `test`)
 #
 # Only the Go module proxy (and Debian's archive, for `test`) is reached.
 set -euo pipefail
@@ -158,6 +161,27 @@ run_tests() {
 	bash tests/fuzz/fuzz.sh
 	log "go test ./tests (functional tests on the default stage1, stage1-host)"
 	RKT_STAGE1=host go test -count=1 -timeout 40m ./tests/...
+	test_deb built
+}
+
+# deb builds the Debian package from the built tree (dist/deb/build-deb.sh);
+# "deb built" skips the build.
+deb() {
+	[ "${1:-}" = built ] || build
+	log "building the Debian package"
+	dist/deb/build-deb.sh "$B" "$B/deb"
+}
+
+# test_deb: lintian, then install, upgrade, use and purge in a fresh Debian
+# 12 root made by mmdebstrap (dist/deb/test-deb.sh).
+test_deb() {
+	need_root test-deb
+	install_pkgs mmdebstrap lintian systemd-container
+	local pkg
+	pkg=$(deb "${1:-}" | tail -n 1)
+	log "lintian $pkg"
+	lintian --fail-on error,warning "$pkg"
+	dist/deb/test-deb.sh "$B" "$pkg"
 }
 
 bench() {
@@ -187,8 +211,10 @@ test) run_tests ;;
 lint) lint ;;
 bench) bench ;;
 install) install ;;
+deb) deb ;;
+test-deb) test_deb ;;
 *)
-	echo "usage: $0 [build|demo|test|lint|bench|install]" >&2
+	echo "usage: $0 [build|demo|test|lint|bench|install|deb|test-deb]" >&2
 	exit 2
 	;;
 esac

@@ -60,6 +60,8 @@ func DocCommand() *cobra.Command {
 	root := newRootCommand(g)
 	root.DisableAutoGenTag = true
 	persistent := root.PersistentFlags()
+	// The default depends on who runs rkt, not on who built the pages.
+	persistent.Lookup("user-config").DefValue = "$XDG_CONFIG_HOME/rkt, else ~/.config/rkt"
 	for _, c := range root.Commands() {
 		var withRuntime bool
 		switch c.Name() {

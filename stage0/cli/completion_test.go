@@ -37,6 +37,13 @@ func TestCompletionBadShell(t *testing.T) {
 	}
 }
 
+func TestDocCommandUserConfigDefault(t *testing.T) {
+	t.Setenv("HOME", "/home/builder")
+	if d := DocCommand().PersistentFlags().Lookup("user-config").DefValue; strings.Contains(d, "builder") {
+		t.Errorf("documented --user-config default %q is the builder's", d)
+	}
+}
+
 func TestDocCommandListsPodFlags(t *testing.T) {
 	root := DocCommand()
 	for _, tc := range []struct{ cmd, flag string }{{"run", "port"}, {"run", "net"}, {"prepare", "volume"}, {"prepare", "quiet"}} {
