@@ -31,6 +31,11 @@ import (
 // Directory metadata (owner, mode, mtime) is applied by Close, once nothing
 // more is written into them. An Extractor is not safe for concurrent use.
 type Extractor struct {
+	// MaxRenderedSize bounds the sum of the sizes of the regular files
+	// written, over all images added (ErrTooLarge past it); 0: no limit.
+	MaxRenderedSize int64
+	written         int64
+
 	root   *os.Root
 	dst    string
 	made   map[string]byte        // what this extractor put at each path
@@ -178,6 +183,10 @@ func (x *Extractor) entry(e *Entry) error {
 		x.made[name] = kindHardlink
 		return nil
 	default: // regular files; the validator let nothing else through
+		if x.written += hdr.Size; x.MaxRenderedSize > 0 && x.written > x.MaxRenderedSize {
+			return fmt.Errorf("the image's files and its dependencies' add up to more than the rendered-size limit of %s: %w",
+				FormatSize(x.MaxRenderedSize), ErrTooLarge)
+		}
 		if err := x.clear(name); err != nil {
 			return err
 		}
@@ -328,7 +337,12 @@ func (x *Extractor) writeFile(dir, base string, hdr *tar.Header, body io.Reader)
 		return err
 	}
 	defer f.Close()
-	if _, err := io.CopyBuffer(writerOnly{f}, readerOnly{body}, x.buf); err != nil {
+	if isSparse(hdr) {
+		err = copySparse(f, readerOnly{body}, hdr.Size, x.buf)
+	} else {
+		_, err = io.CopyBuffer(writerOnly{f}, readerOnly{body}, x.buf)
+	}
+	if err != nil {
 		return err
 	}
 	if err := x.setMeta(f, hdr); err != nil {

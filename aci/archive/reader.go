@@ -43,7 +43,27 @@ type EntryError struct {
 }
 
 func (e *EntryError) Error() string {
-	return fmt.Sprintf("entry %q: %s: %v", e.Entry, e.Reason, e.Err)
+	name := e.Entry
+	if len(name) > maxShownName {
+		// Errors stay one line: a 5000-byte name is shown by its ends.
+		name = fmt.Sprintf("%s...%s (%d bytes)", name[:maxShownName/2], name[len(name)-maxShownName/4:], len(name))
+	}
+	return fmt.Sprintf("entry %q: %s: %v", name, e.Reason, e.Err)
+}
+
+const maxShownName = 120
+
+// FormatSize shows a byte count the way limits are written: "64GiB".
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		v int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.v && n%u.v == 0 {
+			return fmt.Sprintf("%d%s", n/u.v, u.s)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (e *EntryError) Unwrap() error { return e.Err }

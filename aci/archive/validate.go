@@ -55,11 +55,20 @@ const (
 // small record per path, so memory grows with the number of entries, never
 // with their size.
 type Validator struct {
+	// MaxRenderedSize bounds the sum of the sizes of the image's regular
+	// files (hardlinks counted once, sparse files at their full size): what
+	// rendering or copying the tree may cost. 0 means no limit.
+	MaxRenderedSize int64
+	rendered        int64
+
 	seen      map[string]byte
 	manifest  *schema.ImageManifest
 	raw       []byte
 	hasRootfs bool
 }
+
+// RenderedSize is the sum so far of the sizes of the regular files.
+func (v *Validator) RenderedSize() int64 { return v.rendered }
 
 // NewValidator returns a Validator for one archive.
 func NewValidator() *Validator {
@@ -93,6 +102,12 @@ func cleanName(name string) (string, error) {
 func (v *Validator) Check(hdr *tar.Header) (string, error) {
 	name, err := cleanName(hdr.Name)
 	if err != nil {
+		return "", err
+	}
+	if err := checkName(hdr.Name, name); err != nil {
+		return "", err
+	}
+	if err := checkHeader(hdr); err != nil {
 		return "", err
 	}
 	if name == "." {
@@ -137,6 +152,15 @@ func (v *Validator) Check(hdr *tar.Header) (string, error) {
 	switch hdr.Typeflag {
 	case tar.TypeReg, tarTypeRegA, tar.TypeGNUSparse:
 		kind = kindReg
+		if hdr.Size < 0 {
+			return "", &EntryError{Entry: hdr.Name, Reason: "negative size", Err: ErrCorrupt}
+		}
+		v.rendered += hdr.Size
+		if v.MaxRenderedSize > 0 && (v.rendered > v.MaxRenderedSize || v.rendered < 0) {
+			return "", &EntryError{Entry: hdr.Name,
+				Reason: fmt.Sprintf("the image's files add up to more than the rendered-size limit of %s", FormatSize(v.MaxRenderedSize)),
+				Err:    ErrTooLarge}
+		}
 	case tar.TypeDir:
 		kind = kindDir
 	case tar.TypeSymlink:
@@ -197,6 +221,9 @@ func (v *Validator) CheckManifest(body io.Reader) (*schema.ImageManifest, []byte
 		reason := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
 		return nil, nil, &EntryError{Entry: ManifestName, Reason: reason, Err: ErrInvalidManifest}
 	}
+	if err := checkSelfDependency(&m); err != nil {
+		return nil, nil, err
+	}
 	v.manifest, v.raw = &m, raw
 	return &m, raw, nil
 }
@@ -232,11 +259,18 @@ func corrupt(err error) error {
 // Bodies fn leaves unread are skipped. Scan stops at the end-of-archive
 // marker: a caller hashing the stream must read what follows it itself.
 func Scan(r io.Reader, fn EntryFunc) (*Image, error) {
-	v := NewValidator()
+	return NewValidator().Scan(r, fn)
+}
+
+// Scan is the package's Scan with the limits set on v.
+func (v *Validator) Scan(r io.Reader, fn EntryFunc) (*Image, error) {
 	tail := &trailerReader{r: r}
 	tr := tar.NewReader(tail)
 	for {
+		tail.record = tail.record[:0]
+		tail.recording = true
 		hdr, err := tr.Next()
+		tail.recording = false
 		if err == io.EOF {
 			break
 		}
@@ -253,6 +287,11 @@ func Scan(r io.Reader, fn EntryFunc) (*Image, error) {
 		}
 		if name == "" {
 			continue
+		}
+		if isSparse(hdr) {
+			if err := checkSparse(hdr, tail.record); err != nil {
+				return nil, err
+			}
 		}
 		e := &Entry{Name: name, Header: hdr, Body: tr}
 		if name == ManifestName {
@@ -277,14 +316,29 @@ func Scan(r io.Reader, fn EntryFunc) (*Image, error) {
 // trailerReader remembers the last 512-byte block the tar reader consumed.
 // archive/tar takes a stream cut at an entry boundary for a complete
 // archive; its end-of-archive marker (zero blocks) tells the two apart.
+//
+// While recording, it also keeps the last bytes read (at least
+// maxRecord): those of the headers of the entry being read.
 type trailerReader struct {
-	r     io.Reader
-	total int64
-	last  [512]byte // the last len(last) bytes read, in order
+	r         io.Reader
+	total     int64
+	last      [512]byte // the last len(last) bytes read, in order
+	recording bool
+	record    []byte
 }
+
+// maxRecord covers the largest sparse map archive/tar reads (1 MiB).
+const maxRecord = 2 << 20
 
 func (t *trailerReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
+	if t.recording && n > 0 {
+		if len(t.record)+n > 2*maxRecord {
+			keep := t.record[len(t.record)-maxRecord:]
+			t.record = append(t.record[:0], keep...)
+		}
+		t.record = append(t.record, p[:n]...)
+	}
 	if n >= len(t.last) {
 		copy(t.last[:], p[n-len(t.last):n])
 	} else if n > 0 {
@@ -318,3 +372,23 @@ func Validate(r io.Reader) (*Image, error) {
 // reader turns it into TypeReg for most entries, but old ACIs still carry it,
 // so it is named here rather than through the deprecated tar.TypeRegA.
 const tarTypeRegA = '\x00'
+
+// checkSelfDependency refuses an image listing itself among its
+// dependencies: the same name, with labels its own match.
+func checkSelfDependency(m *schema.ImageManifest) error {
+	for _, d := range m.Dependencies {
+		if d.ImageName != m.Name || d.ImageID != nil {
+			continue
+		}
+		self := true
+		for _, l := range d.Labels {
+			if v, ok := m.GetLabel(l.Name.String()); !ok || v != l.Value {
+				self = false
+			}
+		}
+		if self {
+			return &EntryError{Entry: ManifestName, Reason: fmt.Sprintf("image %s depends on itself", m.Name), Err: ErrInvalidManifest}
+		}
+	}
+	return nil
+}
