@@ -21,6 +21,10 @@ type ImportOptions struct {
 	// fetched to be run later (`rkt fetch`), where writing the tree now
 	// would double the disk work of the fetch for nothing.
 	NoRender bool
+	// RequireDependencies refuses an image whose dependencies are not all
+	// in the store (or form a cycle): for images imported by themselves,
+	// not by a fetcher that fetches their dependencies next.
+	RequireDependencies bool
 }
 
 // staleAfter is the age past which an import clears dead operations' debris.
@@ -73,6 +77,18 @@ func (s *Store) receive(r io.Reader, w *work, render bool) (*received, error) {
 		return nil, err
 	}
 	defer dec.Close()
+	free, err := freeSpace(w.dir)
+	if err != nil {
+		return nil, err
+	}
+	if free <= 0 {
+		return nil, fmt.Errorf("no free space left in %s: %w", s.dir, ErrNoSpace)
+	}
+	perByte := int64(1)
+	if render {
+		perByte = 2
+	}
+	budget := &budgetReader{r: dec, limit: s.Limits.image(), free: free, perByte: perByte, dir: s.dir}
 
 	blob, err := os.OpenFile(w.path("blob"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -82,7 +98,7 @@ func (s *Store) receive(r io.Reader, w *work, render bool) (*received, error) {
 	h := newHash()
 	sk := newSink(h, blob)
 	defer sk.Close()
-	tee := io.TeeReader(dec, sk)
+	tee := io.TeeReader(budget, sk)
 
 	treeDir := w.path("tree")
 	if err := os.Mkdir(treeDir, 0o755); err != nil {
@@ -92,7 +108,9 @@ func (s *Store) receive(r io.Reader, w *work, render bool) (*received, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := archive.Scan(tee, func(e *archive.Entry) error {
+	v := archive.NewValidator()
+	v.MaxRenderedSize = s.Limits.rendered()
+	img, err := v.Scan(tee, func(e *archive.Entry) error {
 		if e.Manifest != nil && (len(e.Manifest.Dependencies) > 0 || len(e.Manifest.PathWhitelist) > 0) {
 			// Rendering needs the other layers: RenderTree's job.
 			render = false
@@ -137,6 +155,11 @@ func (s *Store) commitImage(w *work, res *received, opts ImportOptions) (info Im
 			return nil
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
+		}
+		if opts.RequireDependencies {
+			if err := checkDependencies(tx, res.id, res.img.Manifest); err != nil {
+				return err
+			}
 		}
 		dst := s.blobPath(res.id)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

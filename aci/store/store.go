@@ -60,6 +60,8 @@ type Store struct {
 	dir string
 	// LockTimeout bounds the wait for the index lock (DefaultLockTimeout).
 	LockTimeout time.Duration
+	// Limits bound what one image may cost; zero fields take the defaults.
+	Limits Limits
 	// dbMu spares goroutines of one process from polling each other's
 	// flock (bolt retries every 50 ms): they queue here instead.
 	dbMu sync.RWMutex

@@ -217,10 +217,14 @@ func (s *Store) render(imgs acirenderer.Images, treeID string, chain []string) e
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		return err
 	}
+	if err := s.checkRenderSpace(w.dir, imgs); err != nil {
+		return err
+	}
 	x, err := archive.NewExtractor(dst)
 	if err != nil {
 		return err
 	}
+	x.MaxRenderedSize = s.Limits.rendered()
 	if len(imgs) == 1 && len(imgs[0].Im.PathWhitelist) == 0 {
 		err = s.extractVerified(x, imgs[0].Key)
 	} else {

@@ -68,6 +68,12 @@ const (
 type Paths struct {
 	Data         string
 	Stage1Images string
+	// ImageSizeLimit and RenderedSizeLimit bound what one image may cost
+	// in the store: its uncompressed tar, and its rendered tree (beyond
+	// rkt 1.30: "image-size-limit", "rendered-size-limit", e.g. "64GiB").
+	// 0 leaves the store's defaults.
+	ImageSizeLimit    int64
+	RenderedSizeLimit int64
 }
 
 // Stage1 is the stage1 kind: the default stage1 image by name and version,
@@ -155,6 +161,12 @@ func (c *Config) merge(over *Config) {
 	if over.Paths.Stage1Images != "" {
 		c.Paths.Stage1Images = over.Paths.Stage1Images
 	}
+	if over.Paths.ImageSizeLimit != 0 {
+		c.Paths.ImageSizeLimit = over.Paths.ImageSizeLimit
+	}
+	if over.Paths.RenderedSizeLimit != 0 {
+		c.Paths.RenderedSizeLimit = over.Paths.RenderedSizeLimit
+	}
 	// Name and version only make sense together.
 	if over.Stage1.Name != "" {
 		c.Stage1.Name = over.Stage1.Name
@@ -186,8 +198,10 @@ type dockerAuthOut struct {
 
 type pathsOut struct {
 	header
-	Data         string `json:"data"`
-	Stage1Images string `json:"stage1-images"`
+	Data              string `json:"data"`
+	Stage1Images      string `json:"stage1-images"`
+	ImageSizeLimit    int64  `json:"image-size-limit,omitempty"`
+	RenderedSizeLimit int64  `json:"rendered-size-limit,omitempty"`
 }
 
 type stage1Out struct {
@@ -221,7 +235,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		stage0 = append(stage0, dockerAuthOut{header{"v1", kindDockerAuth}, []string{reg}, c.DockerAuth[reg]})
 	}
 	stage0 = append(stage0,
-		pathsOut{header{"v1", kindPaths}, c.Paths.Data, c.Paths.Stage1Images},
+		pathsOut{header{"v1", kindPaths}, c.Paths.Data, c.Paths.Stage1Images, c.Paths.ImageSizeLimit, c.Paths.RenderedSizeLimit},
 		stage1Out{header{"v1", kindStage1}, c.Stage1.Name, c.Stage1.Version, c.Stage1.Location})
 	return json.Marshal(map[string]any{"stage0": stage0})
 }

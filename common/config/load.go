@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -247,11 +248,30 @@ func parseDockerAuth(cfg *Config, raw []byte) error {
 func parsePaths(cfg *Config, raw []byte) error {
 	var p struct {
 		header
-		Data         string `json:"data"`
-		Stage1Images string `json:"stage1-images"`
+		Data              string          `json:"data"`
+		Stage1Images      string          `json:"stage1-images"`
+		ImageSizeLimit    json.RawMessage `json:"image-size-limit"`
+		RenderedSizeLimit json.RawMessage `json:"rendered-size-limit"`
 	}
 	if err := decode(raw, &p); err != nil {
 		return err
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *int64
+	}{{"image-size-limit", p.ImageSizeLimit, &cfg.Paths.ImageSizeLimit}, {"rendered-size-limit", p.RenderedSizeLimit, &cfg.Paths.RenderedSizeLimit}} {
+		if len(f.raw) == 0 {
+			continue
+		}
+		n, err := parseSizeJSON(f.raw)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", f.name, f.raw, err)
+		}
+		if *f.dst != 0 {
+			return fmt.Errorf("%s is already configured in this directory", f.name)
+		}
+		*f.dst = n
 	}
 	for _, f := range []struct {
 		name, val string
@@ -314,4 +334,35 @@ func parseStage1(cfg *Config, raw []byte) error {
 		cfg.Stage1.Location = s.Location
 	}
 	return nil
+}
+
+// parseSizeJSON reads a size limit: a number of bytes, or a string such
+// as "512MiB", "64GiB", "1TiB" (K, M, G, T with or without "iB": powers
+// of 1024).
+func parseSizeJSON(raw json.RawMessage) (int64, error) {
+	var n int64
+	if err := json.Unmarshal(raw, &n); err == nil {
+		if n <= 0 {
+			return 0, errors.New("must be positive")
+		}
+		return n, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, errors.New("want a number of bytes or a string like \"64GiB\"")
+	}
+	return ParseSize(s)
+}
+
+// ParseSize parses "4096", "512M", "512MiB", "64G", "1TiB".
+func ParseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "KMGTiBb")
+	unit := strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i")
+	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+	sh, ok := shift[unit]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if !ok || err != nil || n <= 0 || n > (1<<62)>>sh {
+		return 0, fmt.Errorf("bad size %q: want a positive number of bytes, or with K, M, G or T (powers of 1024)", s)
+	}
+	return n << sh, nil
 }

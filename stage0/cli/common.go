@@ -28,6 +28,11 @@ func (g *globals) openStore() (*store.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening image store in %s: %w", g.Dir, err)
 	}
+	cfg, err := g.config()
+	if err != nil {
+		return nil, err
+	}
+	s.Limits = store.Limits{MaxImageSize: cfg.Paths.ImageSizeLimit, MaxRenderedSize: cfg.Paths.RenderedSizeLimit}
 	if migrate.Pending(cas) {
 		if err := g.migrateStore(s, migrate.Options{}, false); err != nil {
 			return nil, err

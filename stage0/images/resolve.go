@@ -154,7 +154,7 @@ func (r *Resolver) importFile(path string) (string, error) {
 			}
 		}
 	}
-	info, err := r.Store.Import(f, store.ImportOptions{NoRender: r.NoRender})
+	info, err := r.Store.Import(f, store.ImportOptions{NoRender: r.NoRender, RequireDependencies: true})
 	if err != nil {
 		return "", fmt.Errorf("importing image %s: %w", path, err)
 	}
