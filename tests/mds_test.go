@@ -237,7 +237,7 @@ func TestMetadataServiceErrors(t *testing.T) {
 	r = c.RktWith(testutil.Opts{Env: m.env}, "metadata-service", "--listen-port="+strconv.Itoa(freePort(t)))
 	c.ExpectFailure(r, "another metadata service", m.socket)
 	r = c.RktWith(testutil.Opts{Env: []string{mdsSocketEnv + "=" + c.Path("other.sock")}}, "metadata-service", "--listen-port="+strconv.Itoa(m.port))
-	c.ExpectFailure(r, "listening for apps", m.addr())
+	c.ExpectFailure(r, "listening for apps", ":"+strconv.Itoa(m.port))
 	c.ExpectFailure(c.Rkt("metadata-service", "--listen-port=0"), "--listen-port")
 }
 

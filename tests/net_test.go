@@ -334,9 +334,8 @@ func TestNetNomad(t *testing.T) {
 	requireNetTools(c)
 	srv := serverImage(c, "example.com/net-nomad")
 	hostPort := freePort(t)
-	// Nomad puts --port after the image; until stage0 takes pod flags
-	// there (issue 12), the test gives it before.
-	uuid := c.MustPrepare("--quiet", "--port=http:"+strconv.Itoa(hostPort), srv)
+	// Nomad puts --port after the image.
+	uuid := c.MustPrepare("--quiet", srv, "--port=http:"+strconv.Itoa(hostPort))
 	p := c.Start(testutil.Insecure, "run-prepared", "--net=default", "--mds-register=false", uuid)
 	defer os.WriteFile(podRootfsFile(c, uuid, "net-nomad", "done"), nil, 0o644)
 	deadline := time.Now().Add(60 * time.Second)

@@ -188,3 +188,62 @@ func TestNoneIsLoopbackOnly(t *testing.T) {
 		t.Errorf("links in a new netns: %v\n%s", err, b)
 	}
 }
+
+// TestManyPodsLeaveNothing attaches and detaches the default network (with
+// a forwarded port) for 100 pods, four at a time, and checks that the host
+// holds nothing of theirs afterwards: no veth, route, iptables rule or
+// host-local reservation.
+func TestManyPodsLeaveNothing(t *testing.T) {
+	bin := plugins(t)
+	if testing.Short() {
+		t.Skip("100 attachments: not in -short")
+	}
+	ctx := context.Background()
+	nets := selectNets(t, nil, "default")
+	const n, par = 100, 4
+	ids := make([]string, n)
+	ips := make([]string, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		ids[i] = newUUID(t, 1000+i)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			podDir := filepath.Join(t.TempDir(), "pod")
+			if err := os.Mkdir(podDir, 0o755); err != nil {
+				errs <- err
+				return
+			}
+			cfg := Config{PodDir: podDir, UUID: ids[i], Nets: nets, PluginDirs: []string{bin},
+				Ports: []PortMapping{{HostPort: 20000 + i, ContainerPort: 80, Protocol: "tcp"}}}
+			res, err := Setup(ctx, cfg)
+			if err == nil {
+				ips[i] = res.PodIP().String()
+			}
+			if terr := Teardown(ctx, podDir, ids[i], cfg.PluginDirs); err == nil {
+				err = terr
+			}
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var keys []string
+	for _, ip := range ips {
+		if ip != "" {
+			keys = append(keys, ip+" ")
+		}
+	}
+	if st := hostState(t, ids, keys, nil); len(st) != 0 {
+		t.Errorf("left on the host after %d pods:\n%s", n, strings.Join(st, "\n"))
+	}
+}
