@@ -2,6 +2,8 @@
 # test-deb.sh BUILDDIR DEB: tries the package the way a user gets it, in a
 # fresh Debian 12 root made by mmdebstrap from Debian's archive:
 #
+# Pods run in a network namespace of the test's (unshare --net).
+#
 #   1. apt installs an older build of the package (DEB repacked with a lower
 #      version) so that its dependencies resolve; the README's demo runs;
 #   2. apt upgrades to DEB: the pod and the image survive; rkt version, the
@@ -105,7 +107,9 @@ has() {
 
 demo() { # the README's demo: trust the sample's signer, run the sample
 	rkt trust --prefix=example.com/hello --skip-fingerprint-review "$ex/hello-signer.asc" >/tmp/trust.out 2>&1 || { cat /tmp/trust.out >&2; fail "rkt trust of the sample's signer"; }
-	rkt run "$ex/hello.aci" >/tmp/demo.out 2>&1 || { cat /tmp/demo.out >&2; fail "rkt run of the sample image"; }
+	# In a network namespace of its own: the default network's addresses,
+	# veth and masquerade rules stay off the test machine's.
+	unshare --net rkt run "$ex/hello.aci" >/tmp/demo.out 2>&1 || { cat /tmp/demo.out >&2; fail "rkt run of the sample image"; }
 	grep -q 'Hello from rkt!' /tmp/demo.out || { cat /tmp/demo.out >&2; fail "the sample's greeting is missing"; }
 }
 
