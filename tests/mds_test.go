@@ -105,7 +105,7 @@ func mdsDo(t *testing.T, req *http.Request) (int, string) {
 // waitOutput waits up to 30 s for p's stdout to contain want.
 func waitOutput(t *testing.T, p *testutil.Proc, want string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testutil.Scale(30 * time.Second))
 	for {
 		out := p.Stdout()
 		if strings.Contains(out, want) {

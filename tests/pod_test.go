@@ -192,7 +192,7 @@ func startSleeper(c *testutil.Ctx, termCode string, extra ...string) (*testutil.
 	args := append([]string{"--uuid-file-save=" + uuidFile}, extra...)
 	args = append(args, c.InspectACI("--on-sigterm="+termCode, "--print-msg=ready", "--sleep=120s"))
 	p := c.StartRun(args...)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testutil.Scale(30 * time.Second))
 	for !strings.Contains(p.Stdout(), "ready") {
 		if p.Exited() || time.Now().After(deadline) {
 			c.T.Fatalf("the sleeping pod did not start: %v", p.Wait(time.Second))

@@ -63,6 +63,7 @@ type Plan struct {
 	apps      []appLimits
 	podLimits isolators.Limits
 	rootfs    string
+	host      hostLayout
 }
 
 // Prepare writes the pod's machine into the stage1 rootfs of podDir.
@@ -128,10 +129,11 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if u := metadataURL(args, pn); u != "" {
 		extraEnv["AC_METADATA_URL"] = u
 	}
-	keys, err := v1Keys()
+	host, err := detectHost(context.Background())
 	if err != nil {
 		return nil, err
 	}
+	keys := v1Keys(host.hs)
 	var limits []appLimits
 	var binds []bind
 	var pu units.Pod
@@ -169,6 +171,16 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 			Notify:    cfg.Notify,
 			PostStop:  len(cfg.PostStop) > 0,
 		})
+		if host.v2 {
+			pu.Apps[len(pu.Apps)-1].Resources = v2Resources(l)
+		}
+	}
+	pl := podLimits(pm)
+	if err := host.checkV2(union(append(appsLimits(limits), pl)...), ""); err != nil {
+		return nil, err
+	}
+	if host.v2 {
+		pu.Resources = v2Resources(pl)
 	}
 	if err := units.Write(filepath.Join(rootfs, "etc/systemd/system"), pu); err != nil {
 		return nil, err
@@ -181,11 +193,10 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if err := checkNspawn(nspawn, podDir, args.PrivateUsers != "", os.Stderr); err != nil {
 		return nil, err
 	}
-	plan := &Plan{Path: nspawn, apps: limits, podLimits: podLimits(pm), rootfs: rootfs}
+	plan := &Plan{Path: nspawn, apps: limits, podLimits: pl, rootfs: rootfs, host: host}
 	plan.Args = []string{
 		"systemd-nspawn",
 		"--boot",
-		"--keep-unit",
 		"--quiet",
 		"--link-journal=try-guest",
 		"--machine=" + MachineName(args.UUID),
@@ -309,30 +320,46 @@ func isTerminal(fd int) bool {
 // podDir, decides machined registration (by trying it: the pod is never
 // refused because machined is absent), and writes ppid: after the exec,
 // this process is nspawn, the parent of the pod's only process.
+//
+// On a systemd host with pure cgroup v2 nothing is moved: nspawn and
+// machined place the pod as systemd expects (see placement), and nspawn
+// registers it.
 func (p *Plan) Place(ctx context.Context, podDir, uuid string) error {
-	pl, err := cgroups.Join(cgroups.ScopeName(MachineName(uuid)))
-	if err != nil {
-		return err
+	front := []string{"--register=yes"}
+	if p.host.place == placeOwn {
+		pl, err := cgroups.Join(cgroups.ScopeName(MachineName(uuid)))
+		if err != nil {
+			return err
+		}
+		if err := writePlacement(podDir, pl.Dirs, pl.Subcgroup); err != nil {
+			return err
+		}
+		if u, ok := cgroups.Unified(p.host.hs); ok && p.host.v2 {
+			if err := p.host.checkV2(p.allLimits(), filepath.Join(u.Mount, pl.Subcgroup)); err != nil {
+				return err
+			}
+		}
+		id, err := parseUUID(uuid)
+		if err != nil {
+			return err
+		}
+		p.Register = machined.Probe(ctx, MachineName(uuid), id, os.Getpid(), pod.Stage1RootfsPath(podDir)) == nil
+		if !p.Register {
+			front[0] = "--register=no"
+		}
+	} else {
+		if err := p.placeSystemd(podDir, uuid); err != nil {
+			return err
+		}
+		p.Register = true
 	}
-	if err := os.WriteFile(filepath.Join(podDir, CgroupsFile), []byte(strings.Join(pl.Dirs, "\n")+"\n"), 0o644); err != nil {
-		return fmt.Errorf("recording cgroups: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(podDir, pod.SubcgroupFile), []byte(pl.Subcgroup), 0o644); err != nil {
-		return fmt.Errorf("recording subcgroup: %w", err)
+	if p.host.place != placeScope {
+		front = append(front, "--keep-unit")
 	}
 	if err := p.placeApps(p.rootfs); err != nil {
 		return err
 	}
-	id, err := parseUUID(uuid)
-	if err != nil {
-		return err
-	}
-	p.Register = machined.Probe(ctx, MachineName(uuid), id, os.Getpid(), pod.Stage1RootfsPath(podDir)) == nil
-	reg := "--register=no"
-	if p.Register {
-		reg = "--register=yes"
-	}
-	p.Args = append(p.Args[:1], append([]string{reg}, p.Args[1:]...)...)
+	p.Args = append(p.Args[:1], append(front, p.Args[1:]...)...)
 	if err := os.WriteFile(filepath.Join(podDir, pod.PPIDFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return fmt.Errorf("writing ppid: %w", err)
 	}

@@ -63,20 +63,29 @@ func (a *app) confine(args stage1.RunArgs, cfg *stage2.App, keys []string) (isol
 	return res.Limits, nil
 }
 
-// v1Keys are the v1 controller hierarchies the caller sees: the ones that
-// get app cgroups.
-func v1Keys() ([]string, error) {
-	hs, err := cgroups.Hierarchies(os.Getpid())
-	if err != nil {
-		return nil, err
-	}
+// v1Keys are the v1 controller hierarchies among hs: the ones that get
+// app cgroups.
+func v1Keys(hs []cgroups.Hierarchy) []string {
 	var keys []string
 	for _, h := range hs {
 		if h.Key != "" && !strings.HasPrefix(h.Key, "name=") {
 			keys = append(keys, h.Key)
 		}
 	}
-	return keys, nil
+	return keys
+}
+
+// allLimits is every kind of limit the pod and its apps ask for.
+func (p *Plan) allLimits() isolators.Limits {
+	return union(append(appsLimits(p.apps), p.podLimits)...)
+}
+
+func appsLimits(as []appLimits) []isolators.Limits {
+	var out []isolators.Limits
+	for _, a := range as {
+		out = append(out, a.limits)
+	}
+	return out
 }
 
 // podLimits warns about pod isolators that are not resource limits.
@@ -91,7 +100,18 @@ func podLimits(pm *schema.PodManifest) isolators.Limits {
 // placeApps runs once the process is in the pod's cgroups: it limits the
 // pod, makes and limits each app's cgroups and binds them into the pod,
 // and widens nspawn's confinement to the apps' isolators.
+//
+// On pure cgroup v2 the pod's systemd sets every limit itself (the units
+// carry them): only the confinement is left to do here.
 func (p *Plan) placeApps(rootfs string) error {
+	nspawnArgs, err := p.nspawnConfinement(rootfs)
+	if err != nil {
+		return err
+	}
+	if p.host.v2 {
+		p.insertArgs(nspawnArgs)
+		return nil
+	}
 	hs, err := cgroups.Hierarchies(os.Getpid())
 	if err != nil {
 		return err
@@ -100,10 +120,6 @@ func (p *Plan) placeApps(rootfs string) error {
 		if err := cgroups.SetLimits(hs, p.podLimits); err != nil {
 			return fmt.Errorf("pod isolators: %w", err)
 		}
-	}
-	nspawnArgs, err := p.nspawnConfinement(rootfs)
-	if err != nil {
-		return err
 	}
 	for _, a := range p.apps {
 		cgs, err := cgroups.AppCgroups(hs, AppCgroupPath(a.name), a.limits)
@@ -118,14 +134,19 @@ func (p *Plan) placeApps(rootfs string) error {
 			nspawnArgs = append(nspawnArgs, bind{source: cg.Dir, target: "/" + target, nonRecurse: true}.arg())
 		}
 	}
-	// They go before "--": what follows is the pod's systemd's.
+	p.insertArgs(nspawnArgs)
+	return nil
+}
+
+// insertArgs adds nspawn arguments before "--": what follows is the pod's
+// systemd's.
+func (p *Plan) insertArgs(args []string) {
 	for i, a := range p.Args {
 		if a == "--" {
-			p.Args = append(p.Args[:i:i], append(nspawnArgs, p.Args[i:]...)...)
+			p.Args = append(p.Args[:i:i], append(args, p.Args[i:]...)...)
 			break
 		}
 	}
-	return nil
 }
 
 // nspawnConfinement widens nspawn's own confinement of the pod to what the

@@ -88,14 +88,60 @@ func Unregister(ctx context.Context, name string) error {
 	}
 	defer conn.Close()
 	err = conn.Object(dest, path).CallWithContext(ctx, iface+".UnregisterMachine", 0, name).Err
-	var de dbus.Error
-	if errors.As(err, &de) && (strings.HasSuffix(de.Name, ".NoSuchMachine") ||
-		de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-		de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+	if gone(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("unregistering machine %s: %w", name, err)
 	}
 	return nil
+}
+
+// SystemdRunning is whether the host runs systemd as its init: systemd's
+// own marker directory and systemd's manager on the system bus. The marker
+// alone is not enough: a test (or a chroot) may create it without a
+// systemd behind it.
+func SystemdRunning(ctx context.Context) bool {
+	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	conn, err := connect()
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	var has bool
+	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.systemd1").Store(&has)
+	return err == nil && has
+}
+
+// Terminate asks machined to end machine name (it stops the machine's
+// scope through systemd); a machine that is not registered, or no
+// machined, is not an error.
+func Terminate(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	conn, err := connect()
+	if errors.Is(err, ErrNoBus) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = conn.Object(dest, path).CallWithContext(ctx, iface+".TerminateMachine", 0, name).Err
+	if err == nil || gone(err) {
+		return nil
+	}
+	return fmt.Errorf("terminating machine %s: %w", name, err)
+}
+
+// gone is whether err says the machine (or machined) is not there.
+func gone(err error) bool {
+	var de dbus.Error
+	return errors.As(err, &de) && (strings.HasSuffix(de.Name, ".NoSuchMachine") ||
+		de.Name == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+		de.Name == "org.freedesktop.DBus.Error.NameHasNoOwner")
 }

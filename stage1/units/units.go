@@ -26,13 +26,49 @@ type App struct {
 	Notify bool
 	// PostStop adds the app's post-stop handlers after the reaper.
 	PostStop bool
+	// Resources are the app's limits, enforced by the pod's systemd on
+	// the app's cgroup (pure cgroup v2 only: there the pod's systemd owns
+	// its delegated subtree; on a v1 host the stage1 sets them from the
+	// host instead, and these stay zero).
+	Resources Resources
 }
+
+// Resources are cgroup v2 limits as systemd directives; zero is no limit.
+type Resources struct {
+	MemoryBytes int64
+	// CPUMilli is the quota in thousandths of a CPU.
+	CPUMilli int64
+	// CPUWeight is cgroup v2's cpu.weight (1..10000).
+	CPUWeight int64
+}
+
+// directives renders r as [Service] or [Slice] lines. CPUQuota= takes a
+// percentage with two decimals: 200m is 20.00%, 1 CPU 100.00%.
+func (r Resources) directives() string {
+	var b strings.Builder
+	if r.MemoryBytes > 0 {
+		fmt.Fprintf(&b, "MemoryMax=%d\n", r.MemoryBytes)
+	}
+	if r.CPUMilli > 0 {
+		fmt.Fprintf(&b, "CPUQuota=%d.%02d%%\n", r.CPUMilli/10, r.CPUMilli%10*10)
+	}
+	if r.CPUWeight > 0 {
+		fmt.Fprintf(&b, "CPUWeight=%d\n", r.CPUWeight)
+	}
+	return b.String()
+}
+
+// PodLimitsDropIn is the drop-in that limits every app of the pod
+// together: all of them run in the pod's system.slice.
+const PodLimitsDropIn = "system.slice.d/50-rkt-pod-limits.conf"
 
 // Pod is the set of apps and how the pod talks to rkt's terminal.
 type Pod struct {
 	Apps []App
 	// Interactive connects the (single) app to the console for input.
 	Interactive bool
+	// Resources limit the pod's apps together (pure cgroup v2).
+	Resources Resources
 }
 
 // StopRequest (in the pod) is the file whose creation asks the pod to end
@@ -99,6 +135,9 @@ After=%[1]s
 PathExists=%[2]s
 Unit=halt.target
 `, apps, StopRequest)
+	if d := p.Resources.directives(); d != "" {
+		out[PodLimitsDropIn] = "# The pod's own limits (pod isolators), on the slice of its apps.\n[Slice]\n" + d
+	}
 	return out
 }
 
@@ -129,6 +168,12 @@ ExecStopPost=%[1]s reaper %[2]s
 	if a.PostStop {
 		fmt.Fprintf(&b, "ExecStopPost=-%s post-stop %s\n", Stage2Bin, a.Name)
 	}
+	if d := a.Resources.directives(); d != "" {
+		// OOMPolicy=stop (systemd's default) ends the app when the kernel
+		// OOM-kills any of its processes, as a v1 memory limit does for
+		// the main one: the reaper then reports 137.
+		b.WriteString(d + "OOMPolicy=stop\n")
+	}
 	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", a.Name)
 	if interactive {
 		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\nTTYReset=yes\n")
@@ -152,6 +197,9 @@ func Write(dir string, p Pod) error {
 		return fmt.Errorf("writing units in %s: %w", dir, err)
 	}
 	for name, content := range Render(p) {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
+			return fmt.Errorf("writing unit %s: %w", name, err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("writing unit %s: %w", name, err)
 		}

@@ -40,12 +40,34 @@ func TestRender(t *testing.T) {
 	}
 }
 
+func TestRenderResources(t *testing.T) {
+	files := Render(Pod{
+		Apps:      []App{{Name: "a", Resources: Resources{MemoryBytes: 50_000_000, CPUMilli: 205, CPUWeight: 20}}, {Name: "b"}},
+		Resources: Resources{MemoryBytes: 1 << 30, CPUMilli: 1500},
+	})
+	a := files["a.service"]
+	for _, want := range []string{"MemoryMax=50000000\n", "CPUQuota=20.50%\n", "CPUWeight=20\n", "OOMPolicy=stop\n"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("a.service lacks %q:\n%s", want, a)
+		}
+	}
+	if b := files["b.service"]; strings.Contains(b, "Memory") || strings.Contains(b, "CPU") {
+		t.Errorf("b.service has limits it was not given:\n%s", b)
+	}
+	if got, want := files[PodLimitsDropIn], "[Slice]\nMemoryMax=1073741824\nCPUQuota=150.00%\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("pod drop-in %q, want it to end in %q", got, want)
+	}
+	if _, ok := Render(Pod{Apps: []App{{Name: "a"}}})[PodLimitsDropIn]; ok {
+		t.Error("a pod without limits has a limits drop-in")
+	}
+}
+
 func TestWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etc/systemd/system")
-	if err := Write(dir, Pod{Apps: []App{{Name: "a"}}}); err != nil {
+	if err := Write(dir, Pod{Apps: []App{{Name: "a"}}, Resources: Resources{MemoryBytes: 1 << 20}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"default.target", "a.service"} {
+	for _, f := range []string{"default.target", "a.service", PodLimitsDropIn} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}

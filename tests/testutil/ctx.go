@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +19,18 @@ import (
 
 // DefaultTimeout bounds every rkt invocation; a hung rkt is killed and the
 // test fails instead of the whole run timing out.
-const DefaultTimeout = 60 * time.Second
+// Scaled by RKT_TEST_TIME_SCALE (see Scale).
+var DefaultTimeout = Scale(60 * time.Second)
+
+// Scale stretches a test's wait by RKT_TEST_TIME_SCALE (an integer, default
+// 1): under qemu TCG (`./build.sh test-host`) a pod takes 30-60 times
+// longer to start than here. Waits bound hangs; they never time a result.
+func Scale(d time.Duration) time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("RKT_TEST_TIME_SCALE")); err == nil && n > 1 {
+		return d * time.Duration(n)
+	}
+	return d
+}
 
 // Ctx is one test's rkt world: its own data directory and configuration
 // directories, so tests never see each other's images or pods and may run in
