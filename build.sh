@@ -6,6 +6,9 @@
 #   ./build.sh demo       build, then run the sample image in a pod (root)
 #   ./build.sh test       install what the tests need (apt), build, run all tests
 #   ./build.sh lint       gofmt, go mod tidy and staticcheck must find nothing
+#   ./build.sh test-host  the host-dependent functional tests in a Debian 12 guest
+#                         (systemd PID 1, pure cgroup v2) under qemu (tests/vm;
+#                         also part of `test`)
 #   ./build.sh bench      run the benchmarks against their peers (root)
 #   ./build.sh install    install to /usr/bin and /usr/lib/rkt with dist/ files
 #   ./build.sh deb        build build/deb/rkt_<version>_<arch>.deb (dist/deb)
@@ -162,6 +165,8 @@ run_tests() {
 	log "go test ./tests (functional tests on the default stage1, stage1-host)"
 	RKT_STAGE1=host go test -count=1 -timeout 40m ./tests/...
 	test_deb built
+	log "functional tests in a systemd, cgroup v2 guest (tests/vm/test-host.sh)"
+	bash tests/vm/test-host.sh "$B"
 }
 
 # deb builds the Debian package from the built tree (dist/deb/build-deb.sh);
@@ -213,8 +218,13 @@ bench) bench ;;
 install) install ;;
 deb) deb ;;
 test-deb) test_deb ;;
+test-host)
+	need_root test-host
+	build
+	bash tests/vm/test-host.sh "$B"
+	;;
 *)
-	echo "usage: $0 [build|demo|test|lint|bench|install|deb|test-deb]" >&2
+	echo "usage: $0 [build|demo|test|lint|bench|install|deb|test-deb|test-host]" >&2
 	exit 2
 	;;
 esac

@@ -30,6 +30,7 @@ const mdsPort = 18112
 // main and sidekick, as appc's build-aci script lays them out.
 func aceImages(c *testutil.Ctx) (main, sidekick string) {
 	c.T.Helper()
+	testutil.RequireGo(c.T)
 	bin := c.Path("ace-validator")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, aceModule+"/ace")
 	cmd.Dir = c.A.Root

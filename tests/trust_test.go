@@ -329,6 +329,7 @@ func expectStoreEmpty(c *testutil.Ctx) {
 func TestReadmeSampleIsSigned(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
+	testutil.RequireGo(t)
 	root := c.A.Root
 	bin := c.Path("bin")
 	for out, pkg := range map[string]string{"mkaci": "./aci/acibuild/mkaci", "acisign": "./aci/trust/acisign"} {

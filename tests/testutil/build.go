@@ -12,6 +12,11 @@
 //	                          them with stage1/mkrootfs.sh (needs systemd-nspawn)
 //	RKT_STAGE1=/path/to.aci   any stage1 image; RKT_STAGE1_FLAVOR=fly|host says how it behaves
 //
+// RKT_TEST_PREBUILT=DIR takes rkt and inspect from DIR instead of building
+// them (with RKT_STAGE1=/path/to.aci): a test binary made with `go test -c`
+// then runs where there is no Go toolchain, as in the guest of
+// `./build.sh test-host`. Tests that build more at test time skip there.
+//
 // RKT_TEST_TRACE=1 logs every rkt invocation with its duration (go test -v).
 // Every rkt runs with HTTP(S)_PROXY pointing at a closed loopback port, so
 // that nothing a test does can reach the network.
@@ -110,7 +115,49 @@ func repoRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
+// EnvPrebuilt names the directory of prebuilt rkt and inspect binaries.
+const EnvPrebuilt = "RKT_TEST_PREBUILT"
+
+// Prebuilt is whether the artifacts come from RKT_TEST_PREBUILT: there is
+// no source tree or Go toolchain to build more with.
+func Prebuilt() bool { return os.Getenv(EnvPrebuilt) != "" }
+
+// RequireGo skips t when the test binary runs on prebuilt artifacts: what
+// it builds at test time needs the source tree and the go command.
+func RequireGo(t testing.TB) {
+	t.Helper()
+	if Prebuilt() {
+		t.Skipf("builds Go code at test time; %s is set (no source tree or go command here)", EnvPrebuilt)
+	}
+}
+
+func prebuilt(dir string) (*Artifacts, error) {
+	a := &Artifacts{Dir: dir, Rkt: filepath.Join(dir, "rkt"), Inspect: filepath.Join(dir, "inspect")}
+	var err error
+	if a.inspectBin, err = os.ReadFile(a.Inspect); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPrebuilt, err)
+	}
+	if _, err := os.Stat(a.Rkt); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPrebuilt, err)
+	}
+	stage1, flavor := os.Getenv("RKT_STAGE1"), os.Getenv("RKT_STAGE1_FLAVOR")
+	if !filepath.IsAbs(stage1) {
+		return nil, fmt.Errorf("%s needs RKT_STAGE1=/path/to/stage1.aci, not %q", EnvPrebuilt, stage1)
+	}
+	if _, err := os.Stat(stage1); err != nil {
+		return nil, fmt.Errorf("RKT_STAGE1=%s: %w", stage1, err)
+	}
+	if flavor == "" {
+		flavor = "host"
+	}
+	a.Stage1 = Stage1{Flavor: flavor, ACI: stage1, RecordsAppStatus: flavor != "fly", MultiApp: flavor != "fly"}
+	return a, nil
+}
+
 func build() (*Artifacts, error) {
+	if dir := os.Getenv(EnvPrebuilt); dir != "" {
+		return prebuilt(dir)
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
