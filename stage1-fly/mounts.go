@@ -85,6 +85,33 @@ var systemMounts = []bind{
 	{what: "/tmp", source: "tmpfs", target: "/tmp", fstype: "tmpfs", flags: unix.MS_NOSUID | unix.MS_NODEV},
 }
 
+// systemFiles gives the app a /run and /etc/mtab (a link to
+// /proc/self/mounts) when its image has none, as the default stage1 does.
+// fly's /etc/hostname is the host's: the app shares its UTS namespace.
+func systemFiles(rootfs string) error {
+	run, err := secureJoin(rootfs, "/run")
+	if err != nil {
+		return fmt.Errorf("/run: %w", err)
+	}
+	if err := os.Mkdir(run, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating /run: %w", err)
+	}
+	etc, err := secureJoin(rootfs, "/etc")
+	if err != nil {
+		return fmt.Errorf("/etc: %w", err)
+	}
+	err = os.Symlink("../proc/self/mounts", filepath.Join(etc, "mtab"))
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(etc, 0o755); err == nil {
+			err = os.Symlink("../proc/self/mounts", filepath.Join(etc, "mtab"))
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating /etc/mtab: %w", err)
+	}
+	return nil
+}
+
 // volumeMounts works out the app's volume mounts: the pod manifest's mounts
 // for the app, plus the app's mount points (pod manifest and image) that no
 // mount covers, each filled by the pod volume of the same name. Empty

@@ -105,6 +105,9 @@ func run(log *logger, args []string) error {
 			return fmt.Errorf("rootfs of app %s: %w", rapp.Name, err)
 		}
 	}
+	if err := systemFiles(rootfs); err != nil {
+		return fmt.Errorf("rootfs of app %s: %w", rapp.Name, err)
+	}
 	for _, group := range [][]bind{systemMounts, vols, dns} {
 		for _, b := range group {
 			log.debugf("mounting %s at %s", b.source, b.target)

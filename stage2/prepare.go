@@ -86,6 +86,7 @@ func (a *App) Prepare() error {
 		},
 		func() error { return a.hybridCgroups(in) },
 		func() error { return prepareDev(in) },
+		func() error { return a.prepareSystemFiles(in) },
 		func() error {
 			if !a.Notify {
 				return nil
@@ -102,6 +103,52 @@ func (a *App) Prepare() error {
 		if err := mount("", root, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 			return a.fail(ExitConfig, "preparing rootfs: %w", err)
 		}
+	}
+	return nil
+}
+
+// prepareSystemFiles gives the app what rkt gave every app whatever its
+// image holds: a /tmp anyone may write (mode 1777) and a /run, both
+// tmpfs when the rootfs is read-only so that they stay writable,
+// /etc/hostname showing the pod's hostname, and /etc/mtab as a link to
+// /proc/self/mounts. What the image has is kept.
+func (a *App) prepareSystemFiles(in func(string) (string, error)) error {
+	for _, d := range []struct {
+		path string
+		mode uint32
+	}{{"/tmp", 0o1777}, {"/run", 0o755}} {
+		t, err := in(d.path)
+		if err != nil {
+			return err
+		}
+		_, err = os.Lstat(t)
+		if errors.Is(err, os.ErrNotExist) {
+			if err := os.Mkdir(t, 0o755); err != nil {
+				return err
+			}
+			// Mkdir's mode goes through the umask and drops the sticky bit.
+			if err := unix.Chmod(t, d.mode); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		if a.ReadOnlyRootFS {
+			if err := mount("tmpfs", t, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("mode=%o", d.mode)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := bindFile(in, "/etc/hostname", "/proc/sys/kernel/hostname"); err != nil {
+		return err
+	}
+	etc, err := dir(in, "/etc")
+	if err != nil {
+		return err
+	}
+	mtab := filepath.Join(etc, "mtab")
+	if _, err := os.Lstat(mtab); errors.Is(err, os.ErrNotExist) {
+		return os.Symlink("../proc/self/mounts", mtab)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rktng/rkt/aci/acibuild"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -148,5 +149,43 @@ func TestFlagValidation(t *testing.T) {
 	expectLine(t, r, "A.b-c=x y")
 	if c.Stage1().Flavor == "host" {
 		expectLine(t, r, "hostname=web-1.example.com")
+	}
+}
+
+// TestAppSystemFiles checks what rkt gave every app whatever its image
+// holds: /tmp (1777, writable by any user, also with a read-only rootfs),
+// /run, /etc/hostname with the pod's hostname (stage1-host: fly shares the
+// host's) and /etc/mtab -> /proc/self/mounts.
+func TestAppSystemFiles(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	im := c.A.InspectImage("example.com/bare")
+	var files []acibuild.File
+	for _, f := range im.Files {
+		if f.Path != "tmp" {
+			files = append(files, f)
+		}
+	}
+	im.Files = files
+	aci := c.WriteImage(im)
+	for _, ro := range []string{"false", "true"} {
+		r := c.ExpectOK(c.Run("--hostname=sys-files", aci, "--user=user1", "--readonly-rootfs="+ro, "--",
+			"--stat-file=/tmp", "--stat-file=/run", "--stat-file=/etc/mtab", "--write-file=/tmp/x:ok", "--read-file=/tmp/x"))
+		for _, want := range []string{"/tmp: type=dir mode=1777", "/run: type=dir mode=0755", "/etc/mtab: type=symlink"} {
+			if !strings.Contains(r.Stdout, want) {
+				t.Errorf("readonly-rootfs=%s: no %q: %v", ro, want, r)
+			}
+		}
+		expectLine(t, r, "<<<ok>>>")
+	}
+	r := c.ExpectOK(c.Run("--hostname=sys-files", aci, "--", "--read-file=/etc/mtab"))
+	if !strings.Contains(r.Stdout, " /proc proc ") {
+		t.Errorf("/etc/mtab does not list the mounts: %v", r)
+	}
+	if c.Stage1().Flavor == "host" {
+		r := c.ExpectOK(c.Run("--hostname=sys-files", aci, "--", "--read-file=/etc/hostname"))
+		if !strings.Contains(r.Stdout, "<<<sys-files\n>>>") {
+			t.Errorf("/etc/hostname: want the pod's hostname: %v", r)
+		}
 	}
 }
