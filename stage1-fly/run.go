@@ -30,6 +30,9 @@ func run(log *logger, args []string) error {
 		return err
 	}
 	log.debug = log.debug || ra.Debug
+	if ra.IPC == "private" {
+		return fmt.Errorf("--ipc=private: fly has no IPC namespace, the app uses the host's; use the default stage1")
+	}
 	if ra.PrivateUsers != "" {
 		return fmt.Errorf("--private-users=%s: fly has no user namespace; use the default stage1", ra.PrivateUsers)
 	}

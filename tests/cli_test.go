@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -186,6 +187,40 @@ func TestAppSystemFiles(t *testing.T) {
 		r := c.ExpectOK(c.Run("--hostname=sys-files", aci, "--", "--read-file=/etc/hostname"))
 		if !strings.Contains(r.Stdout, "<<<sys-files\n>>>") {
 			t.Errorf("/etc/hostname: want the pod's hostname: %v", r)
+		}
+	}
+}
+
+// TestPrivateUsersAndIPC checks that --private-users and --ipc are
+// honoured or refused, never ignored: --ipc=parent keeps the host's IPC
+// namespace, the default gives the pod its own on stage1-host, fly refuses
+// a private one; --private-users is refused (exit 254, no pod left) by
+// the stage1s that cannot give a user namespace.
+func TestPrivateUsersAndIPC(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	aci := c.InspectACI("--print-ns=ipc")
+	hostIPC, err := os.Readlink("/proc/self/ns/ipc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ExpectFailure(c.Run("--ipc=shared", aci), "--ipc", "auto, private or parent")
+	c.ExpectFailure(c.Prepare("--ipc=shared", aci), "--ipc")
+	c.ExpectFailure(c.Run("--private-users", aci), "--private-users")
+	c.ExpectFailure(c.Prepare("--private-users", aci), "--private-users")
+	if pods := c.List(); len(pods) != 0 {
+		t.Errorf("refused commands left pods: %+v", pods)
+	}
+	r := c.ExpectOK(c.Run("--ipc=parent", aci))
+	expectLine(t, r, "ns-ipc="+hostIPC)
+	if c.Stage1().Flavor == "fly" {
+		c.Expect(c.Run("--ipc=private", aci), 254)
+		return
+	}
+	for _, mode := range []string{"auto", "private"} {
+		r := c.ExpectOK(c.Run("--ipc="+mode, aci))
+		if v, _ := value(r.Stdout, "ns-ipc"); v == "" || v == hostIPC {
+			t.Errorf("--ipc=%s: the app is in the host's IPC namespace %q: %v", mode, hostIPC, r)
 		}
 	}
 }

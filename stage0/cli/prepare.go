@@ -2,11 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage0/prepare"
 )
 
@@ -99,6 +101,11 @@ func preparePod(g *globals, pf *podFlags, apps []parsedApp) (*pod.Pod, *store.St
 	if err != nil {
 		return nil, nil, err
 	}
+	if pf.PrivateUsers {
+		if err := checkPrivateUsers(st, cfg.Stage1Key); err != nil {
+			return nil, nil, err
+		}
+	}
 	cfg.DataDir, cfg.NoOverlay, cfg.Debugf = g.Dir, pf.NoOverlay, g.debugf
 	p, err := prepare.Prepare(st, cfg)
 	if err != nil {
@@ -118,11 +125,14 @@ func preparePod(g *globals, pf *podFlags, apps []parsedApp) (*pod.Pod, *store.St
 // prepareOptions gathers the pod-level options of the pod flags.
 func (pf *podFlags) prepareOptions(g *globals) (prepare.Options, error) {
 	opts := prepare.Options{InheritEnv: pf.InheritEnv, Warn: g.warnf}
-	if err := checkHostname(pf.Hostname); err != nil {
+	if err := pf.runtimeFlags.check(); err != nil {
 		return opts, err
 	}
 	if pf.Hostname != "" {
 		opts.Annotations.Set(hostnameAnnotation, pf.Hostname)
+	}
+	if pf.PrivateUsers {
+		opts.Annotations.Set(privateUsersAnnotation, randomUIDRange())
 	}
 	var err error
 	if opts.Volumes, err = parseVolumes(pf.Volumes); err != nil {
@@ -153,4 +163,30 @@ func (pf *podFlags) prepareOptions(g *globals) (prepare.Options, error) {
 		return opts, err
 	}
 	return opts, nil
+}
+
+// randomUIDRange picks the pod's uid range for --private-users as rkt did:
+// 65536 ids at a random multiple of 65536, above the host's own ids.
+func randomUIDRange() string {
+	const count = 0x10000
+	shift := uint64(1+rand.IntN(0x7fff-1)) * count
+	return fmt.Sprintf("%d:%d", shift, count)
+}
+
+// checkPrivateUsers refuses --private-users before anything is written
+// when the stage1 cannot honour it, rather than run the pod without a
+// user namespace: fly has none, and stage1-host's pod systemd cannot yet
+// own its cgroup inside one. Other stage1s (rkt 1.30's) get the range.
+func checkPrivateUsers(st *store.Store, stage1Key string) error {
+	im, err := st.GetImageManifest(stage1Key)
+	if err != nil {
+		return fmt.Errorf("stage1 image %s: %w", shortImageID(stage1Key, 32), err)
+	}
+	switch im.Name.String() {
+	case stage1.NameFly:
+		return usageErrorf("--private-users: the fly stage1 has no user namespace; use the default stage1")
+	case stage1.NameHost:
+		return usageErrorf("--private-users is not supported by stage1-host yet (its pod's systemd cannot own its cgroup in a user namespace)")
+	}
+	return nil
 }

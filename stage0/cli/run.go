@@ -19,6 +19,10 @@ import (
 // run-prepared.
 const hostnameAnnotation = "coreos.com/rkt/hostname"
 
+// privateUsersAnnotation keeps --private-users's uid range (SHIFT:COUNT)
+// in the pod manifest until the pod runs.
+const privateUsersAnnotation = "coreos.com/rkt/private-users"
+
 func newRunCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:                "run [--volume=name,kind=host,...] IMAGE [-- image-args...[---]]...",
@@ -80,6 +84,7 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command 
 	if args.Hostname == "" {
 		args.Hostname, _ = pm.Annotations.Get(hostnameAnnotation)
 	}
+	args.PrivateUsers, _ = pm.Annotations.Get(privateUsersAnnotation)
 	for _, n := range rf.Net {
 		args.Net = append(args.Net, strings.Split(n, ",")...)
 	}
@@ -101,6 +106,19 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command 
 	}
 	g.debugf("executing stage1")
 	return launch.ExecRun(p, apps, args, g.Debug, command)
+}
+
+// check validates the runtime flags before any pod is touched.
+func (rf runtimeFlags) check() error {
+	if err := checkHostname(rf.Hostname); err != nil {
+		return err
+	}
+	switch rf.IPC {
+	case "", "auto", "private", "parent":
+	default:
+		return usageErrorf("--ipc %q: want auto, private or parent", rf.IPC)
+	}
+	return nil
 }
 
 // writeDNSConf writes the pod-level resolv.conf and hosts that --dns* and
@@ -185,7 +203,7 @@ func newRunPreparedCommand(g *globals) *cobra.Command {
 }
 
 func runRunPrepared(g *globals, rf runtimeFlags, uuid string) error {
-	if err := checkHostname(rf.Hostname); err != nil {
+	if err := rf.check(); err != nil {
 		return err
 	}
 	p, err := g.loadPod(uuid, "")

@@ -230,6 +230,14 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 		// controllers nspawn mounts read-only, on rkt's stdout.
 		"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1",
 	)
+	switch args.IPC {
+	case "", "auto", "private":
+	case "parent":
+		// As rkt's stage1: nspawn stays in the host's IPC namespace.
+		plan.Env = append(plan.Env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=true")
+	default:
+		return nil, fmt.Errorf("--ipc=%s: want auto, private or parent", args.IPC)
+	}
 	if !args.Debug {
 		// nspawn's notices ("Trying to halt container...") are not the
 		// apps' output; its warnings and errors still show.

@@ -84,6 +84,14 @@ func registerFlags() {
 		return nil
 	})
 	addBool("print-hostname", "print hostname=<name>", printHostname)
+	add("print-ns", "print ns-NAME=<link> for namespace NAME (ipc, uts, net...)", func(v string) error {
+		l, err := os.Readlink("/proc/self/ns/" + v)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("ns-%s=%s\n", v, l)
+		return nil
+	})
 	add("read-file", "print the content of PATH between <<< and >>>", readFile)
 	add("write-file", "PATH:CONTENT writes CONTENT (mode 0644) to PATH", writeFile)
 	add("append-file", "PATH:CONTENT appends CONTENT to PATH", appendFile)
