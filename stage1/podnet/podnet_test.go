@@ -247,3 +247,35 @@ func TestManyPodsLeaveNothing(t *testing.T) {
 		t.Errorf("left on the host after %d pods:\n%s", n, strings.Join(st, "\n"))
 	}
 }
+
+// BenchmarkSetup is what the default network adds to a pod's start: the
+// namespace and the ptp + host-local attachment (Teardown, at gc, is not
+// timed).
+func BenchmarkSetup(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	pluginsOnce.Do(func() { pluginsDir, pluginsErr = buildPlugins() })
+	if pluginsErr != nil {
+		b.Fatal(pluginsErr)
+	}
+	confs, _ := network.LoadConfs(nil)
+	l, _ := network.ParseList(nil)
+	nets, _ := network.Select(confs, l)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		podDir := b.TempDir()
+		uuid := fmt.Sprintf("%08x-0000-4000-8000-%012x", os.Getpid(), 5000+i)
+		cfg := Config{PodDir: podDir, UUID: uuid, Nets: nets, PluginDirs: []string{pluginsDir}}
+		b.StartTimer()
+		_, err := Setup(ctx, cfg)
+		b.StopTimer()
+		if terr := Teardown(ctx, podDir, uuid, cfg.PluginDirs); err == nil {
+			err = terr
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
