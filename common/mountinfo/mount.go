@@ -138,7 +138,8 @@ func Under(infos []Info, path string) []Info {
 const maxUnmountRounds = 8
 
 // UnmountUnder unmounts every mount point at or below path in the calling
-// thread's mount namespace, deepest first. A busy mount is detached
+// thread's mount namespace, deepest first, after making them private
+// (MakePrivate): no unmount here propagates out of the tree. A busy mount is detached
 // (MNT_DETACH) rather than left behind, so that the directory can be removed
 // afterwards. A mount that disappears by itself meanwhile (propagation, a
 // parent detached) is not an error. The first failure is returned as a
@@ -164,9 +165,14 @@ func UnmountUnder(path string) error {
 		if len(mounts) == 0 {
 			return nil
 		}
-		makePrivate(mounts)
+		if MakePrivate(mounts) {
+			if infos, err = Read(); err != nil {
+				return fmt.Errorf("unmounting under %s: %w", path, err)
+			}
+			mounts = Under(infos, abs)
+		}
 		progress := false
-		for _, m := range mounts {
+		for _, m := range unmountable(infos, mounts) {
 			switch err := unmountOne(m.MountPoint); {
 			case err == nil:
 				progress = true
@@ -191,20 +197,102 @@ func UnmountUnder(path string) error {
 	return nil
 }
 
-// unmountOne unmounts target, detaching it when busy. A mount point that is
-// no longer one (EINVAL) or is gone (ENOENT) counts as unmounted.
-// makePrivate takes every mount of ms out of its peer group before any is
-// unmounted: unmounting a mount whose parent is shared propagates to the
-// parent's peers, so a pod's recursive shared bind of /sys (rkt 1.30's fly
-// makes them) would take the host's /sys/fs/cgroup along. All of them
-// first, since mounts are unmounted deepest first, while their parents are
-// still shared. Best effort: a mount gone meanwhile needs nothing.
-func makePrivate(ms []Info) {
-	for _, m := range ms {
-		_ = unix.Mount("", m.MountPoint, "", unix.MS_PRIVATE, "")
+// MakePrivate makes the mounts of a tree (as Under returns them) private,
+// shallowest first, MS_REC on each so that mounts hidden under another one
+// are reached through their ancestors: an unmount in a private tree never
+// propagates, where under a shared mount it reaches every peer (a bind of
+// the host's /sys that a stage1 left shared would take the host's cgroup
+// mounts with it). It says whether it changed any mount.
+func MakePrivate(mounts []Info) bool {
+	changed := false
+	seen := map[string]bool{}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i]
+		if seen[m.MountPoint] || !shared(m) {
+			continue
+		}
+		seen[m.MountPoint] = true
+		if unix.Mount("", m.MountPoint, "", unix.MS_REC|unix.MS_PRIVATE, "") == nil {
+			changed = true
+		}
 	}
+	return changed
 }
 
+// PrivateUnderEach makes the mounts at or below each of paths private (see
+// MakePrivate), reading the mount table once, before anything under them
+// (a stage1's gc, say) unmounts.
+func PrivateUnderEach(paths []string) error {
+	infos, err := Read()
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if a, err := filepath.Abs(p); err == nil {
+			if r, err := filepath.EvalSymlinks(a); err == nil {
+				a = r
+			}
+			MakePrivate(Under(infos, a))
+		}
+	}
+	return nil
+}
+
+func privateEach(found map[int][]Info) bool {
+	changed := false
+	for _, ms := range found {
+		if MakePrivate(ms) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+func shared(m Info) bool {
+	for _, o := range m.Optional {
+		if strings.HasPrefix(o, "shared:") {
+			return true
+		}
+	}
+	return false
+}
+
+// unmountable is mounts without those whose parent mount is still shared
+// and inside the tree, and without their ancestors (hidden where MakePrivate could not reach it): their
+// unmount would propagate to the parent's peers, which may be the host's
+// own mounts. A tree's top mounts have parents outside it, whose peers
+// hold only copies of the tree's mounts.
+func unmountable(table, mounts []Info) []Info {
+	byID := make(map[int]Info, len(table))
+	for _, in := range table {
+		byID[in.ID] = in
+	}
+	inTree := make(map[int]bool, len(mounts))
+	for _, m := range mounts {
+		inTree[m.ID] = true
+	}
+	// Nor their ancestors: a busy mount is detached, and detaching takes
+	// the whole tree below it, propagating as the unmounts one by one
+	// would.
+	skip := map[int]bool{}
+	for _, m := range mounts {
+		if p, ok := byID[m.ParentID]; ok && inTree[p.ID] && shared(p) {
+			for id := m.ID; inTree[id] && !skip[id]; id = byID[id].ParentID {
+				skip[id] = true
+			}
+		}
+	}
+	out := mounts[:0:0]
+	for _, m := range mounts {
+		if !skip[m.ID] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// unmountOne unmounts target, detaching it when busy. A mount point that is
+// no longer one (EINVAL) or is gone (ENOENT) counts as unmounted.
 func unmountOne(target string) error {
 	err := unix.Unmount(target, 0)
 	if err == unix.EBUSY {
@@ -249,11 +337,13 @@ func UnmountUnderEach(paths []string) []error {
 		index[a] = i
 	}
 	// byPath gives, for each path still to do, its mounts deepest first.
+	var lastTable []Info
 	byPath := func() (map[int][]Info, error) {
 		infos, err := Read()
 		if err != nil {
 			return nil, err
 		}
+		lastTable = infos
 		found := map[int][]Info{}
 		for _, in := range infos {
 			for d := in.MountPoint; ; d = filepath.Dir(d) {
@@ -293,9 +383,15 @@ func UnmountUnderEach(paths []string) []error {
 		if len(found) == 0 {
 			return errs
 		}
-		// All of them private first, on the calling thread: see makePrivate.
-		for _, mounts := range found {
-			makePrivate(mounts)
+		// All of them private first, on the calling thread: see
+		// MakePrivate. Then only what can go without propagating.
+		if privateEach(found) {
+			if found, err = byPath(); err != nil {
+				return fail(err)
+			}
+		}
+		for i, mounts := range found {
+			found[i] = unmountable(lastTable, mounts)
 		}
 		var progress atomic.Bool
 		todo := make(chan int, len(found))

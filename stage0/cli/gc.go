@@ -135,6 +135,15 @@ func deletePod(g *globals, p *pod.Pod) error {
 func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 	errs := make([]error, len(pods))
 	locked := make([]bool, len(pods))
+	// Before a stage1's gc or our unmounts: nothing unmounted under a pod
+	// may propagate to the host (rkt 1.30's fly left shared binds of /sys).
+	all := make([]string, len(pods))
+	for i, p := range pods {
+		all[i] = p.Path()
+	}
+	if err := mountinfo.PrivateUnderEach(all); err != nil {
+		g.warnf("making the pods' mounts private: %v", err)
+	}
 	// Mostly waiting for the stage1 gc processes: more workers than CPUs.
 	pod.ParallelN(len(pods), 4*runtime.GOMAXPROCS(0), func(i int) {
 		p := pods[i]

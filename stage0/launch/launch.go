@@ -99,7 +99,14 @@ func mountOverlay(podDir, lower, treeID, app, target string) error {
 	// Lower dirs are shared by every pod of the image: the tree store's
 	// rootfs is never written, all changes land in the pod's upper dir.
 	data := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
-	return mountinfo.Mount("overlay", target, "overlay", 0, data)
+	if err := mountinfo.Mount("overlay", target, "overlay", 0, data); err != nil {
+		return err
+	}
+	// Private: under a shared parent (a systemd host's /) the mount would
+	// be shared, and what is mounted or unmounted below it (the apps'
+	// rootfs, a stage1's binds) would propagate to its peers. Its own
+	// unmount still reaches its copies, through its parent.
+	return mountinfo.Mount("", target, "", unix.MS_PRIVATE, "")
 }
 
 func readID(path string) (string, error) {

@@ -43,6 +43,10 @@ func MountsUnder(dir string) []string {
 func ForceUnmountUnder(dir string) {
 	ms := MountsUnder(dir)
 	sort.Slice(ms, func(i, j int) bool { return len(ms[i]) > len(ms[j]) })
+	// Private first: a detach under a shared mount propagates to its peers.
+	for i := len(ms) - 1; i >= 0; i-- {
+		syscall.Mount("", ms[i], "", syscall.MS_REC|syscall.MS_PRIVATE, "")
+	}
 	for _, m := range ms {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
