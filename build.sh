@@ -108,8 +108,10 @@ demo() {
 
 # Debian packages the tests use: systemd-nspawn and machined for the default
 # stage1, busybox for test images with a shell, dbus for machined, gpg for
-# keys made by a real gpg, runc for the benchmark peer, bsdutils for script(1).
-TEST_PACKAGES="systemd-container busybox-static dbus gpg runc iproute2 bsdutils"
+# keys made by a real gpg, runc for the benchmark peer, bsdutils for script(1),
+# iptables for the CNI plugins' masquerade and port forwarding (iproute2's ip
+# for the network tests' own namespaces).
+TEST_PACKAGES="systemd-container busybox-static dbus gpg runc iproute2 bsdutils iptables"
 
 install_test_deps() {
 	install_pkgs $TEST_PACKAGES
