@@ -47,7 +47,8 @@ if [ -z "${RKT_TEST_DEB_NS:-}" ]; then
 	) 9>"$cache/lock"
 	work=$(mktemp -d /var/tmp/rkt-test-deb.XXXXXX)
 	rc=0
-	RKT_TEST_DEB_NS=$work unshare --mount --propagation private -- "$0" "$@" || rc=$?
+	# One run at a time on a machine: apt's download cache is shared.
+	RKT_TEST_DEB_NS=$work flock "$cache/run.lock" unshare --mount --propagation private -- "$0" "$@" || rc=$?
 	# The namespace and its mounts are gone with the process; remove the
 	# root only if nothing is mounted below it, and never cross into
 	# another file system.
