@@ -221,6 +221,12 @@ func (v *Validator) CheckManifest(body io.Reader) (*schema.ImageManifest, []byte
 		reason := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
 		return nil, nil, &EntryError{Entry: ManifestName, Reason: reason, Err: ErrInvalidManifest}
 	}
+	// appc checks some fields (empty label names...) only when writing:
+	// a manifest that cannot be written again is refused here.
+	if _, err := m.MarshalJSON(); err != nil {
+		reason := strings.ReplaceAll(err.Error(), "json: error calling MarshalJSON for type ", "")
+		return nil, nil, &EntryError{Entry: ManifestName, Reason: reason, Err: ErrInvalidManifest}
+	}
 	if err := checkSelfDependency(&m); err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,11 @@ import (
 // replace the image's isolators of the same name (appc precedence).
 func isolatorsFromFlags(f appFlags) (types.Isolators, error) {
 	var out types.Isolators
+	for _, q := range []struct{ flag, v string }{{"--memory", f.Memory}, {"--cpu", f.CPU}} {
+		if q.v != "" && !plainQuantity.MatchString(q.v) {
+			return nil, usageErrorf("%s %q: want a number with an optional unit (500m, 50M, 1Gi)", q.flag, q.v)
+		}
+	}
 	if f.Memory != "" {
 		m, err := types.NewResourceMemoryIsolator(f.Memory, f.Memory)
 		if err != nil {
@@ -82,6 +88,11 @@ func isolatorsFromFlags(f appFlags) (types.Isolators, error) {
 	}
 	return out, nil
 }
+
+// plainQuantity is the quantity syntax the flags take: no exponents,
+// which the quantity parser expands digit by digit (FuzzIsolators found
+// "1000e030000000000000" hanging rkt).
+var plainQuantity = regexp.MustCompile(`^[0-9]{1,20}(\.[0-9]{1,20})?([mkKMGTPE]i?)?$`)
 
 // capList accepts "CAP_NET_ADMIN,net_raw" and gives appc's CAP_ names.
 func capList(s string) []string {
