@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -221,6 +222,24 @@ func TestPrivateUsersAndIPC(t *testing.T) {
 		r := c.ExpectOK(c.Run("--ipc="+mode, aci))
 		if v, _ := value(r.Stdout, "ns-ipc"); v == "" || v == hostIPC {
 			t.Errorf("--ipc=%s: the app is in the host's IPC namespace %q: %v", mode, hostIPC, r)
+		}
+	}
+}
+
+// TestAppOutputForm checks that on stage1-host the apps' lines reach
+// rkt's stdout in rkt's one form whatever the network ("[uptime]
+// app[pid]: line", not without the uptime on some networks), and nothing
+// else comes with them.
+func TestAppOutputForm(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireFlavor("host")
+	aci := c.InspectACI("--print-msg=form-check")
+	line := regexp.MustCompile(`^\[ *[0-9]+\.[0-9]+\] inspect\[[0-9]+\]: form-check$`)
+	for _, net := range []string{"host", "none", "default"} {
+		r := c.ExpectOK(c.Run("--net="+net, aci))
+		if lines := strings.Split(strings.TrimRight(r.RawStdout, "\n"), "\n"); len(lines) != 1 || !line.MatchString(lines[0]) {
+			t.Errorf("--net=%s: want the app's one line as %q: %q", net, line, r.Stdout)
 		}
 	}
 }

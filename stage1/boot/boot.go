@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -216,6 +217,13 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 		plan.Args = append(plan.Args, "--private-users="+args.PrivateUsers, "--private-users-ownership=chown")
 	}
 	plan.Args = append(plan.Args, pn.nspawn...)
+	if !slices.Contains(pn.nspawn, "--private-network") {
+		b, err := samePrefixes(rootfs)
+		if err != nil {
+			return nil, err
+		}
+		binds = append(binds, b...)
+	}
 	for _, b := range binds {
 		plan.Args = append(plan.Args, b.arg())
 	}
@@ -244,6 +252,26 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 		plan.Env = append(plan.Env, "SYSTEMD_LOG_LEVEL=warning")
 	}
 	return plan, nil
+}
+
+// printkTime is the file journald reads to decide whether the apps'
+// lines it forwards to the console start with the kernel's uptime.
+const printkTime = "/sys/module/printk/parameters/time"
+
+// samePrefixes makes the apps' lines on rkt's stdout one form whatever the
+// network and host: the pod's journald puts the kernel's uptime in front,
+// "[ 1234.5678] app[pid]: line" as rkt printed them, only when it reads Y
+// in the printk setting, which the host may have off (and a pod with the
+// host's network saw the host's). A "Y" over it keeps rkt's form.
+func samePrefixes(rootfs string) ([]bind, error) {
+	if _, err := os.Stat(printkTime); err != nil {
+		return nil, nil
+	}
+	f := filepath.Join(rootfs, "rkt", "printk-time")
+	if err := os.WriteFile(f, []byte("Y\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", f, err)
+	}
+	return []bind{{source: f, target: printkTime, readOnly: true}}, nil
 }
 
 func (b bind) arg() string {
