@@ -9,7 +9,7 @@
 # (the CNI plugins live inside stage1-host.aci); the units in
 # /usr/lib/systemd/system; tmpfiles.d and sysusers.d entries; bash, zsh and
 # fish completion; one man page per command (dist/genman); README, copyright,
-# changelog and the signed sample image in /usr/share/doc/rkt.
+# changelog in /usr/share/doc/rkt; the signed sample in /usr/share/rkt/examples.
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -77,9 +77,12 @@ inst 0644 "$here/copyright" "$doc/copyright"
 sed -e "s/@VERSION@/$version/" -e "s/@MAINTAINER@/$maintainer/" \
 	-e "s/@DATE@/$(date -R -u -d "@$SOURCE_DATE_EPOCH")/" "$here/changelog.in" >"$root/$doc/changelog.Debian"
 gz "$root/$doc/changelog.Debian"
-inst 0644 "$B/images/hello.aci" "$doc/examples/hello.aci"
-inst 0644 "$B/images/hello.aci.asc" "$doc/examples/hello.aci.asc"
-inst 0644 "$B/sample-key/pubkey.gpg" "$doc/examples/hello-signer.asc"
+# The sample outside /usr/share/doc, which minimal systems exclude from
+# installation (dpkg path-exclude).
+ex=usr/share/rkt/examples
+inst 0644 "$B/images/hello.aci" "$ex/hello.aci"
+inst 0644 "$B/images/hello.aci.asc" "$ex/hello.aci.asc"
+inst 0644 "$B/sample-key/pubkey.gpg" "$ex/hello-signer.asc"
 
 inst 0644 "$here/lintian-overrides" usr/share/lintian/overrides/rkt
 for s in postinst prerm postrm; do

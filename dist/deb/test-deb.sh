@@ -96,7 +96,7 @@ exit 0
 step() { printf '==> test-deb (root): %s\n' "$*" >&2; }
 fail() { printf 'test-deb: FAIL: %s\n' "$*" >&2; exit 1; }
 apt_q() { apt-get -o Dpkg::Use-Pty=0 -qq "$@" >/tmp/apt.log 2>&1 || { cat /tmp/apt.log >&2; fail "apt-get $*"; }; }
-ex=/usr/share/doc/rkt/examples
+ex=/usr/share/rkt/examples
 # has PATTERN CMD...: CMD succeeds and prints a line matching PATTERN (the
 # output is read whole: grep -q in a pipe would SIGPIPE the command).
 has() {
