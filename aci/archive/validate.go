@@ -217,7 +217,7 @@ func (v *Validator) CheckManifest(body io.Reader) (*schema.ImageManifest, []byte
 		return nil, nil, &EntryError{Entry: ManifestName, Reason: fmt.Sprintf("larger than %d bytes", MaxManifestSize), Err: ErrInvalidManifest}
 	}
 	var m schema.ImageManifest
-	if err := m.UnmarshalJSON(raw); err != nil {
+	if err := unmarshalManifest(&m, raw); err != nil {
 		reason := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
 		return nil, nil, &EntryError{Entry: ManifestName, Reason: reason, Err: ErrInvalidManifest}
 	}
@@ -397,4 +397,16 @@ func checkSelfDependency(m *schema.ImageManifest) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalManifest is m.UnmarshalJSON turning a panic of appc's parser
+// (it dereferences the missing value of an isolator: FuzzImageManifest)
+// into an error: a manifest is outside input.
+func unmarshalManifest(m *schema.ImageManifest, raw []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the appc manifest parser failed on it: %v", r)
+		}
+	}()
+	return m.UnmarshalJSON(raw)
 }

@@ -215,7 +215,7 @@ func LoadPodManifest(path string, imgs Images) (*schema.PodManifest, error) {
 		return nil, fmt.Errorf("reading pod manifest %s: %w", path, err)
 	}
 	pm := &schema.PodManifest{}
-	if err := json.Unmarshal(b, pm); err != nil {
+	if err := unmarshalPodManifest(b, pm); err != nil {
 		return nil, fmt.Errorf("pod manifest %s: %w", path, err)
 	}
 	if len(pm.Apps) == 0 {
@@ -247,4 +247,15 @@ func LoadPodManifest(path string, imgs Images) (*schema.PodManifest, error) {
 		return nil, fmt.Errorf("pod manifest %s: %s", path, strings.ReplaceAll(err.Error(), "json: error calling MarshalJSON for type ", ""))
 	}
 	return pm, nil
+}
+
+// unmarshalPodManifest turns a panic of appc's parser (an isolator with
+// no value) into an error.
+func unmarshalPodManifest(b []byte, pm *schema.PodManifest) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the appc manifest parser failed on it: %v", r)
+		}
+	}()
+	return json.Unmarshal(b, pm)
 }
