@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/rktng/rkt/common/pod"
@@ -53,7 +54,13 @@ func detectHost(ctx context.Context) (hostLayout, error) {
 	h := hostLayout{hs: hs, v2: cgroups.PureV2(hs)}
 	if h.v2 && machined.SystemdRunning(ctx) {
 		h.place = placeScope
-		if cgroups.FromSystemService() {
+		// Under Supervise this is the supervisor's child: the
+		// supervisor is what systemd started.
+		leader := os.Getpid()
+		if Supervised() {
+			leader = os.Getppid()
+		}
+		if cgroups.FromSystemService(leader) {
 			h.place = placeUnit
 		}
 	}
@@ -120,8 +127,20 @@ func (p *Plan) placeSystemd(podDir, uuid string) error {
 		rel = filepath.Join(cgroups.Slice, cgroups.ScopeName(MachineName(uuid)))
 	default:
 		// nspawn --keep-unit moves the pod into payload/ of the unit's
-		// cgroup (and itself into supervisor/).
+		// cgroup (and itself into supervisor/), then enables the
+		// controllers for payload: only possible once no process is
+		// left in the unit's own cgroup (cgroup v2's no-internal-process
+		// rule), so the stage1's supervisor goes to supervisor/ first.
 		rel = filepath.Join(u.Path, "payload")
+		if Supervised() {
+			sup := filepath.Join(cgroups.UnitCgroup(u), "supervisor")
+			if err := os.Mkdir(sup, 0o755); err != nil && !os.IsExist(err) {
+				return fmt.Errorf("creating cgroup %s: %w", sup, err)
+			}
+			if err := os.WriteFile(filepath.Join(sup, "cgroup.procs"), []byte(strconv.Itoa(os.Getppid())), 0); err != nil {
+				return fmt.Errorf("moving the supervisor into %s: %w", sup, err)
+			}
+		}
 	}
 	rel = strings.TrimPrefix(rel, "/")
 	return writePlacement(podDir, []string{filepath.Join(u.Mount, rel)}, rel)

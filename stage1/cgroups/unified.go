@@ -56,7 +56,10 @@ func RequireV2(dir, where string, l isolators.Limits) error {
 // other is a service's when it leads its own session, as systemd makes a
 // service's main process do, and a command run from a shell, a scope or a
 // service's child does not.
-func FromSystemService() bool {
+//
+// leader is the process that would lead the service's session: the stage1
+// itself, or its supervisor when the stage1 runs as the supervisor's child.
+func FromSystemService(leader int) bool {
 	paths, err := procCgroups(os.Getpid())
 	if err != nil {
 		return false
@@ -74,7 +77,7 @@ func FromSystemService() bool {
 		}
 	}
 	sid, err := unix.Getsid(0)
-	return err == nil && sid == os.Getpid()
+	return err == nil && sid == leader
 }
 
 // UnitCgroup is the cgroup2 directory of the calling process in h.
