@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/common/stage1"
+	"github.com/rktng/rkt/stage0/launch"
 )
 
 // waitFlag is rkt's --wait[=bool|duration]: a bare flag or true waits
@@ -145,14 +147,18 @@ func printStatusText(w io.Writer, st pod.State, j podJSON) error {
 
 // waitReady waits, as rkt did, until the pod runs and its stage1 has made
 // rkt/supervisor-status -> ready (its apps are starting), and until it
-// has said which pid to enter, so that enter works right after.
+// has said which pid to enter, so that enter works right after. Stage1s
+// older than interface version 6 (rkt 1.30's fly) may never make the
+// link: for them the pid alone says the pod is ready.
 func waitReady(ctx context.Context, p *pod.Pod) error {
+	_, version, _ := launch.Entrypoint(p.Path(), stage1.AnnRun)
+	linked := version >= 6
 	for {
 		if err := p.Refresh(); err != nil {
 			return err
 		}
 		switch st := p.State(); {
-		case st == pod.Running && p.SupervisorReady():
+		case st == pod.Running && (!linked || p.SupervisorReady()):
 			if _, err := p.PID(); err == nil {
 				return nil
 			}
