@@ -2,7 +2,6 @@ package pod
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -310,21 +309,5 @@ func (p *Pod) SupervisorReady() bool {
 			return true
 		}
 	}
-	return p.stage1HasNoSupervisor()
-}
-
-// stage1HasNoSupervisor reports whether the pod's stage1 is of the fly
-// flavour, which has no supervisor: the app replaces the run entrypoint, so
-// once the pod runs the app is running. rkt 1.30's fly never wrote
-// rkt/supervisor-status (ours does), and `status --wait-ready` of its pods
-// would wait for ever.
-func (p *Pod) stage1HasNoSupervisor() bool {
-	b, err := os.ReadFile(Stage1ManifestPath(p.Path()))
-	if err != nil {
-		return false
-	}
-	var m struct {
-		Name string `json:"name"`
-	}
-	return json.Unmarshal(b, &m) == nil && m.Name == stage1.NameFly
+	return false
 }
