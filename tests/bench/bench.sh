@@ -21,7 +21,7 @@ FIXTURES=${RKT130_FIXTURES:-$ROOT/../shared/fixtures/rkt-1.30}
 SERVE_PID=
 cleanup() {
 	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null
-	for d in "$W"/data "$W"/bigdata* "$W"/scale*; do
+	for d in "$W"/data "$W"/bigdata* "$W"/scale* "$W"/up130; do
 		[ -d "$d" ] && "$RKT" --dir="$d" gc --grace-period=0 >/dev/null 2>&1 || true
 	done
 	# Never remove a tree that still has something mounted in it.
@@ -211,6 +211,23 @@ bench_scale() {
 	done
 }
 
+# bench_upgrade (issue 13): list of the same 1,000 exited + 1,000 prepared
+# pods by us and by rkt 1.30, and the one-time migration of a rkt 1.30
+# store holding the 200 MiB image.
+bench_upgrade() {
+	[ -n "$RKT130" ] || { echo "# upgrade: no rkt 1.30 fixtures in $FIXTURES, skipped"; return; }
+	echo "# list of 1,000+1,000 pods vs rkt 1.30; migration of a rkt 1.30 store with the 200 MiB image"
+	local d=$W/scaleup
+	populate "$d" 1000
+	t -n 5 -name up-list-1000 -- "$RKT" --dir="$d" list
+	t -n 5 -name rkt130-list-1000 -- "$RKT130" --dir="$d" list
+	"$RKT" --dir="$d" gc --grace-period=0 --expire-prepared=0 >/dev/null 2>&1 || true
+	[ -e "$W/big.aci" ] || "$W/mkbig" -size 200 -files 10000 -out "$W/big.aci"
+	local m=$W/up130
+	rkt130 --dir="$m" fetch "$W/big.aci" >/dev/null 2>&1
+	"$W/timeit" -n 1 -name up-migrate-first -- "$RKT" --dir="$m" image migrate | tee -a "$results"
+}
+
 bench_fetch() {
 	echo "# verified fetch of the 200 MiB image from a loopback HTTPS server vs curl | sha512sum"
 	[ -e "$W/big.aci" ] || "$W/mkbig" -size 200 -files 10000 -out "$W/big.aci"
@@ -278,6 +295,8 @@ report() {
 		r("big-first-run / rkt130-big-first", "big-first-run", "rkt130-big-first-run", "<= 0.5")
 		r("big-second / tiny-second", "big-second-run", "tiny-second-run", "<= 1.2")
 		r("https-fetch / curl+sha512sum", "https-fetch", "curl+sha512sum", "<= 1.5")
+		r("list 1,000+1,000 / rkt 1.30 list", "up-list-1000", "rkt130-list-1000", "< 1")
+		v("migrating a rkt 1.30 store, 200 MiB", "up-migrate-first", "once")
 		v("list, 100+100 pods", "list-100", "")
 		v("list, 1,000+1,000 pods", "list-1000", "<= 200 ms")
 		v("list --format=json, 1,000+1,000", "list-json-1000", "<= 200 ms")
@@ -292,7 +311,7 @@ report() {
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 setup_tiny
-for f in ${BENCH_ONLY:-big fly host net second scale fetch}; do
+for f in ${BENCH_ONLY:-big fly host net second scale fetch upgrade}; do
 	"bench_$f"
 	echo "# load average after $f: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
