@@ -4,6 +4,7 @@
 package teardown
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,6 +131,11 @@ func readPID(path string) (int, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		// Created but not yet written: stage1s write it with one
+		// write(2), and common/pod reads an empty file the same way.
+		return 0, fmt.Errorf("%s is empty: %w", path, ErrNotRunning)
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {

@@ -106,6 +106,7 @@ func registerFlags() {
 	add("syscall", "try NAME (getpid, chroot, mount, sethostname, unshare, ptrace, socket, reboot): print syscall NAME=ok|<errno>", trySyscall)
 	add("alloc-mb", "allocate and touch N MiB, print allocated=N", allocMB)
 	add("busy", "spin on the CPU for DURATION", busy)
+	add("busy-cpu", "spin until the process has used DURATION of CPU time", busyCPU)
 	add("sleep", "sleep DURATION (Go duration or seconds)", sleep)
 	addBool("read-stdin", "read stdin to EOF, print stdin=<<<...>>>", readStdin)
 	addBool("read-line", "read one line from stdin, print line=<line>", readLine)
@@ -527,6 +528,31 @@ func busy(v string) error {
 		}
 	}
 	fmt.Printf("busy=done %d\n", x%2)
+	return nil
+}
+
+// busyCPU spins until the process has used d of CPU time, however long
+// that takes: unlike busy, a loaded machine cannot make it ask for less
+// CPU than a quota allows, so throttling is certain to show.
+func busyCPU(v string) error {
+	d, err := parseDuration(v)
+	if err != nil {
+		return err
+	}
+	x := 0
+	for {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return fmt.Errorf("busy-cpu: %w", err)
+		}
+		if time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) >= d {
+			break
+		}
+		for i := 0; i < 100000; i++ {
+			x += i
+		}
+	}
+	fmt.Printf("busy-cpu=done %d\n", x%2)
 	return nil
 }
 
