@@ -14,6 +14,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rktng/rkt/stage1/podnet/podnettest"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -96,20 +97,9 @@ func (p *peerNS) start(c *testutil.Ctx, args ...string) *exec.Cmd {
 // UUIDs, pod IPs): links, routes, iptables rules, IPAM reservations.
 func hostTraces(t *testing.T, keys []string) []string {
 	t.Helper()
-	var out []string
-	for _, c := range [][]string{{"ip", "-o", "link"}, {"ip", "-4", "route"}, {"iptables-save"}, {"sh", "-c", "grep -r . /var/lib/cni/networks 2>/dev/null; true"}} {
-		b, err := exec.Command(c[0], c[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %v\n%s", c, err, b)
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			for _, k := range keys {
-				if k != "" && strings.Contains(l, k) {
-					out = append(out, l)
-					break
-				}
-			}
-		}
+	out, err := podnettest.HostTraces(keys)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rktng/rkt/common/network"
+	"github.com/rktng/rkt/stage1/podnet/podnettest"
 )
 
 var (
@@ -114,21 +115,9 @@ func newUUID(t *testing.T, i int) string {
 // IP (routes, IPAM) or its host-side veth.
 func hostState(t *testing.T, ids, ips, links []string) []string {
 	t.Helper()
-	var out []string
-	keys := append(append(append([]string{}, ids...), ips...), links...)
-	for _, c := range [][]string{{"ip", "-o", "link"}, {"ip", "-4", "route"}, {"iptables-save"}, {"sh", "-c", "grep -r . /var/lib/cni/networks 2>/dev/null; true"}} {
-		b, err := exec.Command(c[0], c[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %v\n%s", c, err, b)
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			for _, k := range keys {
-				if k != "" && strings.Contains(l, k) {
-					out = append(out, l)
-					break
-				}
-			}
-		}
+	out, err := podnettest.HostTraces(append(append(append([]string{}, ids...), ips...), links...))
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
