@@ -77,24 +77,7 @@ func Probe(ctx context.Context, name string, id [16]byte, leader int, root strin
 // Unregister removes machine name; a machine that is not registered, or a
 // host without a bus or machined, is not an error.
 func Unregister(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
-	defer cancel()
-	conn, err := connect()
-	if errors.Is(err, ErrNoBus) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	err = conn.Object(dest, path).CallWithContext(ctx, iface+".UnregisterMachine", 0, name).Err
-	if gone(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("unregistering machine %s: %w", name, err)
-	}
-	return nil
+	return callOnMachine(ctx, "UnregisterMachine", "unregistering", name)
 }
 
 // SystemdRunning is whether the host runs systemd as its init: systemd's
@@ -121,6 +104,12 @@ func SystemdRunning(ctx context.Context) bool {
 // scope through systemd); a machine that is not registered, or no
 // machined, is not an error.
 func Terminate(ctx context.Context, name string) error {
+	return callOnMachine(ctx, "TerminateMachine", "terminating", name)
+}
+
+// callOnMachine calls machined's method on machine name. A host without a
+// bus, without machined, or without that machine has nothing to undo.
+func callOnMachine(ctx context.Context, method, doing, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	conn, err := connect()
@@ -131,11 +120,11 @@ func Terminate(ctx context.Context, name string) error {
 		return err
 	}
 	defer conn.Close()
-	err = conn.Object(dest, path).CallWithContext(ctx, iface+".TerminateMachine", 0, name).Err
+	err = conn.Object(dest, path).CallWithContext(ctx, iface+"."+method, 0, name).Err
 	if err == nil || gone(err) {
 		return nil
 	}
-	return fmt.Errorf("terminating machine %s: %w", name, err)
+	return fmt.Errorf("%s machine %s: %w", doing, name, err)
 }
 
 // gone is whether err says the machine (or machined) is not there.
