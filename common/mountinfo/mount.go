@@ -441,12 +441,29 @@ func UnmountUnderEach(paths []string) []error {
 	return errs
 }
 
-// inProcessNamespace reports whether the calling thread is in the mount
-// namespace of the process's main thread (it has not unshared its own).
+// inProcessNamespace reports whether every thread of the process is in
+// the calling thread's mount namespace, so that work handed to other
+// goroutines (which run on any thread) sees the same mounts. Comparing
+// with the main thread alone is not enough: the calling thread may be the
+// main thread itself, after it unshared its namespace.
 func inProcessNamespace() bool {
-	var self, leader unix.Stat_t
-	if unix.Stat("/proc/thread-self/ns/mnt", &self) != nil || unix.Stat("/proc/self/ns/mnt", &leader) != nil {
+	var self unix.Stat_t
+	if unix.Stat("/proc/thread-self/ns/mnt", &self) != nil {
 		return false
 	}
-	return self.Dev == leader.Dev && self.Ino == leader.Ino
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		var ns unix.Stat_t
+		err := unix.Stat("/proc/self/task/"+task.Name()+"/ns/mnt", &ns)
+		if errors.Is(err, unix.ENOENT) {
+			continue // the thread has exited since the listing
+		}
+		if err != nil || ns.Dev != self.Dev || ns.Ino != self.Ino {
+			return false
+		}
+	}
+	return true
 }
