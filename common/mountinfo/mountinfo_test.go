@@ -112,6 +112,18 @@ func TestMountErrorNamesEverything(t *testing.T) {
 	}
 }
 
+// mustMount creates target and mounts source on it, failing the test (but
+// not stopping it: callers run on their own thread) when either fails.
+func mustMount(t *testing.T, source, target, fstype string, flags uintptr) {
+	t.Helper()
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Error(err)
+	}
+	if err := Mount(source, target, fstype, flags, ""); err != nil {
+		t.Error(err)
+	}
+}
+
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -154,19 +166,11 @@ func TestUnmountUnder(t *testing.T) {
 				return
 			}
 		}
-		mustMount := func(source, target, fstype string, flags uintptr) {
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				t.Error(err)
-			}
-			if err := Mount(source, target, fstype, flags, ""); err != nil {
-				t.Error(err)
-			}
-		}
-		mustMount("tmpfs", filepath.Join(pod, "t"), "tmpfs", 0)
-		mustMount(src, filepath.Join(pod, "t", "bind"), "", unix.MS_BIND)
-		mustMount("tmpfs", filepath.Join(pod, "t", "bind", "x"), "tmpfs", 0)
-		mustMount("tmpfs", filepath.Join(pod, "t"), "tmpfs", 0) // stacked
-		mustMount(src, filepath.Join(pod, "rbind"), "", unix.MS_BIND|unix.MS_REC)
+		mustMount(t, "tmpfs", filepath.Join(pod, "t"), "tmpfs", 0)
+		mustMount(t, src, filepath.Join(pod, "t", "bind"), "", unix.MS_BIND)
+		mustMount(t, "tmpfs", filepath.Join(pod, "t", "bind", "x"), "tmpfs", 0)
+		mustMount(t, "tmpfs", filepath.Join(pod, "t"), "tmpfs", 0) // stacked
+		mustMount(t, src, filepath.Join(pod, "rbind"), "", unix.MS_BIND|unix.MS_REC)
 		// A busy mount: an open directory on it needs MNT_DETACH.
 		busy, err := os.Open(filepath.Join(pod, "rbind"))
 		if err != nil {
@@ -267,20 +271,12 @@ func TestUnmountUnderEach(t *testing.T) {
 				return
 			}
 		}
-		mustMount := func(source, target, fstype string, flags uintptr) {
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				t.Error(err)
-			}
-			if err := Mount(source, target, fstype, flags, ""); err != nil {
-				t.Error(err)
-			}
-		}
 		for _, p := range pods[:2] {
-			mustMount("tmpfs", filepath.Join(p, "t"), "tmpfs", 0)
-			mustMount(src, filepath.Join(p, "t", "bind"), "", unix.MS_BIND)
-			mustMount("tmpfs", filepath.Join(p, "t"), "tmpfs", 0) // stacked
+			mustMount(t, "tmpfs", filepath.Join(p, "t"), "tmpfs", 0)
+			mustMount(t, src, filepath.Join(p, "t", "bind"), "", unix.MS_BIND)
+			mustMount(t, "tmpfs", filepath.Join(p, "t"), "tmpfs", 0) // stacked
 		}
-		mustMount("tmpfs", keep, "tmpfs", 0)
+		mustMount(t, "tmpfs", keep, "tmpfs", 0)
 		if t.Failed() {
 			return
 		}
