@@ -167,7 +167,16 @@ func probeOverlay(podDir, lower string) error {
 		}
 	}
 	data := "lowerdir=" + lower + ",upperdir=" + up + ",workdir=" + work
-	if err := unix.Mount("overlay", mnt, "overlay", 0, data); err != nil {
+	// "volatile" (Linux 5.10) because unmounting an overlay otherwise
+	// syncs its whole upper filesystem: on a first run that is the image
+	// just imported, 0.3-1 s of writeback for a 200 MiB image, for a
+	// probe that wrote nothing. Kernels without it refuse the option and
+	// are probed without.
+	err := unix.Mount("overlay", mnt, "overlay", 0, data+",volatile")
+	if err != nil {
+		err = unix.Mount("overlay", mnt, "overlay", 0, data)
+	}
+	if err != nil {
 		return fmt.Errorf("mount overlay: %w", err)
 	}
 	return unix.Unmount(mnt, unix.MNT_DETACH)
