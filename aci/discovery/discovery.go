@@ -12,6 +12,7 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/rktng/rkt/aci/httpget"
 )
 
 // App is an image name with labels, as appc's discovery package has it.
@@ -207,43 +210,22 @@ type meta struct {
 }
 
 func (c *Client) getMeta(ctx context.Context, page string) ([]meta, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, page, nil)
+	u, err := url.Parse(page)
 	if err != nil {
 		return nil, err
 	}
-	if c.Header != nil && req.URL.Scheme == "https" {
-		for k, vs := range c.Header(req.URL) {
-			req.Header[k] = vs
-		}
-	}
-	client := c.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	resp, err := httpget.Get(ctx, u, httpget.Options{Client: c.HTTP, Header: c.Header, Limit: maxPage, Truncate: true})
 	if err != nil {
-		return nil, unwrapURLError(err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		msg := resp.Status
-		if resp.StatusCode == http.StatusUnauthorized {
-			msg += " (configure credentials for " + req.URL.Host + " in auth.d)"
+	if resp.Status != http.StatusOK {
+		msg := resp.StatusText
+		if resp.Status == http.StatusUnauthorized {
+			msg += " (configure credentials for " + u.Host + " in auth.d)"
 		}
 		return nil, errors.New(msg)
 	}
-	return parseMeta(io.LimitReader(resp.Body, maxPage))
-}
-
-// unwrapURLError drops the "Get "url": " that *url.Error adds, since the
-// attempt already names the URL.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
+	return parseMeta(bytes.NewReader(resp.Body))
 }
 
 // parseMeta returns the ac-* meta tags of an HTML page.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/aci/httpget"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/aci/trust"
 )
@@ -49,74 +50,15 @@ func (e expectation) check(m *schema.ImageManifest) error {
 // gatedReader). failedSource tells the caller whether the source failed
 // (a partial download worth resuming) rather than the content.
 func (f *Fetcher) importVerified(src io.Reader, sig []byte, exp expectation) (info store.ImageInfo, signer *trust.Signer, failedSource bool, err error) {
-	var manifest *schema.ImageManifest
-	var check *trust.Check
-	if !f.opts.Insecure.Image {
-		if f.opts.Keystore == nil {
-			return info, nil, false, fmt.Errorf("%s: no trust keystore to verify the image with: %w", exp.what, trust.ErrUntrusted)
-		}
-		if check, err = f.opts.Keystore.NewCheck(sig); err != nil {
-			return info, nil, false, named(err, exp)
-		}
-		if exp.name != nil {
-			if err := check.Precheck(*exp.name); err != nil {
-				check.Abort()
-				return info, nil, false, err
-			}
-		}
+	check, err := f.newCheck(sig, exp)
+	if err != nil {
+		return info, nil, false, err
 	}
-	scan := newManifestScan()
-	scanW := newAsyncWriter(scan)
-	sinks := []*asyncWriter{scanW}
-	var checkW *asyncWriter
-	if check != nil {
-		checkW = newAsyncWriter(check)
-		sinks = append(sinks, checkW)
-	}
-	finished := false
-	finish := func() error {
-		finished = true
-		scanErr := scanW.Close()
-		var checkErr error
-		if checkW != nil {
-			checkErr = checkW.Close()
-		}
-		m, err := scan.Result()
-		manifest = m
-		if checkErr != nil {
-			// The signature already failed (unknown key): say so first.
-			check.Abort()
-			return checkErr
-		}
-		// A tampered image is reported as tampered, even when it is too
-		// damaged to have a readable manifest.
-		if check != nil {
-			if cerr := check.Complete(); cerr != nil {
-				return named(cerr, exp)
-			}
-		}
-		if err == nil {
-			err = scanErr
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", exp.what, err)
-		}
-		if err := exp.check(m); err != nil {
-			return err
-		}
-		if check != nil {
-			s, err := check.Finish(m.Name)
-			if err != nil {
-				return err
-			}
-			signer = s
-		}
-		return nil
-	}
-	gr := newGatedReader(src, finish, sinks...)
+	c := newChecks(check, exp)
+	gr := newGatedReader(src, c.finish, c.sinks...)
 	start := time.Now()
 	info, err = f.opts.Store.Import(gr, store.ImportOptions{Latest: exp.latest, NoRender: f.opts.NoRender})
-	if err != nil && !finished && gr.err == nil && check != nil {
+	if err != nil && !c.finished && gr.err == nil && check != nil {
 		// The store refused the content before its end. If that is
 		// because it was tampered with, the signature says so more
 		// clearly: read the rest through the checks.
@@ -127,14 +69,8 @@ func (f *Fetcher) importVerified(src io.Reader, sig []byte, exp expectation) (in
 			}
 		}
 	}
-	if !finished {
-		// The import stopped before the end: release the checks.
-		scanW.Close()
-		scan.abort()
-		if checkW != nil {
-			checkW.Close()
-			check.Abort()
-		}
+	if !c.finished {
+		c.release() // the import stopped before the end
 	}
 	if gr.err != nil {
 		// Our own reason is more precise than the store's report of it.
@@ -144,25 +80,134 @@ func (f *Fetcher) importVerified(src io.Reader, sig []byte, exp expectation) (in
 		return store.ImageInfo{}, nil, false, fmt.Errorf("importing %s: %w", exp.what, err)
 	}
 	if !gr.passed {
-		// The store finished without the last byte, which it must not:
-		// run the checks now and take the image back if they fail.
-		if _, derr := io.Copy(io.Discard, gr); derr != nil || !gr.passed {
-			if rm, ok := f.opts.Store.(remover); ok && !info.ImportTime.Before(start) {
-				rm.Remove(info.ID)
-			}
-			if derr == nil {
-				derr = errors.New("the store did not read the whole image")
-			}
-			return store.ImageInfo{}, nil, false, derr
+		if err := f.checkRest(gr, info, start); err != nil {
+			return store.ImageInfo{}, nil, false, err
 		}
 	}
-	if signer != nil {
-		f.prog.Info("Signed by %s (key trusted for %s)", signer, prefixName(signer.Prefix))
+	if c.signer != nil {
+		f.prog.Info("Signed by %s (key trusted for %s)", c.signer, prefixName(c.signer.Prefix))
 	}
 	if f.onVerified != nil {
-		f.onVerified(&Verified{Name: manifest.Name.String(), Manifest: manifest, Signer: signer})
+		f.onVerified(&Verified{Name: c.manifest.Name.String(), Manifest: c.manifest, Signer: c.signer})
 	}
-	return info, signer, false, nil
+	return info, c.signer, false, nil
+}
+
+// newCheck starts the signature check of sig, nil when verification is
+// waived. A key that cannot be trusted for the expected name fails here,
+// before anything is read.
+func (f *Fetcher) newCheck(sig []byte, exp expectation) (*trust.Check, error) {
+	if f.opts.Insecure.Image {
+		return nil, nil
+	}
+	if f.opts.Keystore == nil {
+		return nil, fmt.Errorf("%s: no trust keystore to verify the image with: %w", exp.what, trust.ErrUntrusted)
+	}
+	check, err := f.opts.Keystore.NewCheck(sig)
+	if err != nil {
+		return nil, named(err, exp)
+	}
+	if exp.name != nil {
+		if err := check.Precheck(*exp.name); err != nil {
+			check.Abort()
+			return nil, err
+		}
+	}
+	return check, nil
+}
+
+// checkRest handles a store that finished without the last byte, which it
+// must not: it runs the checks on the rest now and takes the image back if
+// they fail.
+func (f *Fetcher) checkRest(gr *gatedReader, info store.ImageInfo, start time.Time) error {
+	_, err := io.Copy(io.Discard, gr)
+	if err == nil && gr.passed {
+		return nil
+	}
+	if rm, ok := f.opts.Store.(remover); ok && !info.ImportTime.Before(start) {
+		rm.Remove(info.ID)
+	}
+	if err == nil {
+		err = errors.New("the store did not read the whole image")
+	}
+	return err
+}
+
+// checks are what runs beside an import: the manifest scan and, unless
+// verification is waived, the signature check, each on its own goroutine.
+type checks struct {
+	exp      expectation
+	scan     *manifestScan
+	scanW    *asyncWriter
+	check    *trust.Check // nil: verification waived
+	checkW   *asyncWriter
+	sinks    []*asyncWriter
+	finished bool
+	manifest *schema.ImageManifest
+	signer   *trust.Signer
+}
+
+func newChecks(check *trust.Check, exp expectation) *checks {
+	c := &checks{exp: exp, scan: newManifestScan(), check: check}
+	c.scanW = newAsyncWriter(c.scan)
+	c.sinks = []*asyncWriter{c.scanW}
+	if check != nil {
+		c.checkW = newAsyncWriter(check)
+		c.sinks = append(c.sinks, c.checkW)
+	}
+	return c
+}
+
+// finish runs at the end of the stream: the signature, the manifest and
+// the expectation must all pass for the store to get the last byte.
+func (c *checks) finish() error {
+	c.finished = true
+	scanErr := c.scanW.Close()
+	var checkErr error
+	if c.checkW != nil {
+		checkErr = c.checkW.Close()
+	}
+	m, err := c.scan.Result()
+	c.manifest = m
+	if checkErr != nil {
+		// The signature already failed (unknown key): say so first.
+		c.check.Abort()
+		return checkErr
+	}
+	// A tampered image is reported as tampered, even when it is too
+	// damaged to have a readable manifest.
+	if c.check != nil {
+		if cerr := c.check.Complete(); cerr != nil {
+			return named(cerr, c.exp)
+		}
+	}
+	if err == nil {
+		err = scanErr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.exp.what, err)
+	}
+	if err := c.exp.check(m); err != nil {
+		return err
+	}
+	if c.check != nil {
+		s, err := c.check.Finish(m.Name)
+		if err != nil {
+			return err
+		}
+		c.signer = s
+	}
+	return nil
+}
+
+// release stops the checks of an import that ended before the stream did.
+func (c *checks) release() {
+	c.scanW.Close()
+	c.scan.abort()
+	if c.checkW != nil {
+		c.checkW.Close()
+		c.check.Abort()
+	}
 }
 
 func prefixName(p string) string {
@@ -367,36 +412,12 @@ func (f *Fetcher) getSignature(ctx context.Context, img *url.URL, sigPath string
 	return nil, lastErr
 }
 
-// get reads a small resource whole.
+// get reads a small resource whole, with the fetch's client and
+// credentials.
 func (f *Fetcher) get(ctx context.Context, u *url.URL, limit int64) ([]byte, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	r, err := httpget.Get(ctx, u, httpget.Options{Client: f.client, Header: f.Header, Limit: limit, Timeout: 2 * time.Minute})
 	if err != nil {
 		return nil, 0, err
 	}
-	req.Header.Set("User-Agent", userAgent)
-	for k, vs := range f.Header(u) {
-		req.Header[k] = vs
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, resp.StatusCode, nil
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, 0, err
-	}
-	if int64(len(b)) > limit {
-		return nil, 0, fmt.Errorf("more than %s", byteSize(limit))
-	}
-	return b, resp.StatusCode, nil
+	return r.Body, r.Status, nil
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/aci/httpget"
 )
 
 // A download is one resumable HTTP GET. Bytes received are appended to a
@@ -178,12 +180,32 @@ func (d *download) request() error {
 		d.resp = nil
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.u.String(), nil)
+	resp, err := d.send(ctx, have)
 	if err != nil {
 		cancel()
-		return fmt.Errorf("GET %s: %w", d.u, err)
+		return err
 	}
-	req.Header.Set("User-Agent", userAgent)
+	have, next, err := d.answer(resp, have)
+	if err != nil || next != readBody {
+		resp.Body.Close()
+		cancel()
+		if err == nil && next == askAgain {
+			return d.request()
+		}
+		return err
+	}
+	d.accept(resp, cancel, have)
+	return nil
+}
+
+// send sends the GET: a Range request after have bytes, guarded by the
+// validator, or a whole one with the revalidation headers.
+func (d *download) send(ctx context.Context, have int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", d.u, err)
+	}
+	req.Header.Set("User-Agent", httpget.UserAgent)
 	for k, vs := range d.f.Header(d.u) {
 		req.Header[k] = vs
 	}
@@ -197,71 +219,75 @@ func (d *download) request() error {
 	}
 	resp, err := d.f.client.Do(req)
 	if err != nil {
-		cancel()
-		return d.netError("GET", err)
+		return nil, d.netError("GET", err)
 	}
+	return resp, nil
+}
+
+// What to do with an answer.
+type nextStep int
+
+const (
+	readBody nextStep = iota // the body is the content from have on
+	askAgain                 // the partial file was dropped: ask for all of it
+	noBody                   // 304: the stored image is current
+)
+
+// answer decides what the response means for the partial file, returning
+// the bytes the body continues from.
+func (d *download) answer(resp *http.Response, have int64) (int64, nextStep, error) {
 	switch {
 	case resp.StatusCode == http.StatusNotModified && have == 0 && d.header.Get("If-None-Match") != "":
-		resp.Body.Close()
-		cancel()
 		d.NotModified = true
 		d.ETag = resp.Header.Get("ETag")
 		d.MaxAge = maxAge(resp.Header.Get("Cache-Control"))
-		return nil
+		return have, noBody, nil
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != have {
-			resp.Body.Close()
-			cancel()
 			if d.started {
-				return fmt.Errorf("GET %s: asked for bytes from %d, the server sent %q: %w", d.u, have, resp.Header.Get("Content-Range"), errNotResumable)
+				return have, readBody, fmt.Errorf("GET %s: asked for bytes from %d, the server sent %q: %w", d.u, have, resp.Header.Get("Content-Range"), errNotResumable)
 			}
 			// A server answering another range cannot be trusted to
 			// resume: start over.
-			if err := d.truncate(); err != nil {
-				return err
-			}
-			return d.request()
+			return have, askAgain, d.truncate()
 		}
 		d.meta.Total = total
+		return have, readBody, nil
 	case resp.StatusCode == http.StatusOK:
-		if have > 0 {
-			// The content changed (If-Range failed) or the server
-			// ignores ranges: start over.
-			if d.started {
-				resp.Body.Close()
-				cancel()
-				return fmt.Errorf("GET %s: the server sent the whole content again after %s had been read (it changed, or does not support resuming): %w",
-					d.u, byteSize(d.received), errNotResumable)
-			}
-			if err := d.truncate(); err != nil {
-				resp.Body.Close()
-				cancel()
-				return err
-			}
-			have = 0
-		}
-		d.meta = partMeta{URL: d.u.String(), Validator: validator(resp.Header), Total: resp.ContentLength}
-		if d.meta.Validator != "" {
-			raw, _ := json.Marshal(d.meta)
-			if err := os.WriteFile(d.metaPath, raw, 0o600); err != nil {
-				resp.Body.Close()
-				cancel()
-				return fmt.Errorf("writing partial download state %s: %w", d.metaPath, err)
-			}
-		}
+		return d.whole(resp, have)
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0 && !d.started:
-		resp.Body.Close()
-		cancel()
-		if err := d.truncate(); err != nil {
-			return err
-		}
-		return d.request()
-	default:
-		resp.Body.Close()
-		cancel()
-		return statusError(d.u, resp)
+		return have, askAgain, d.truncate()
 	}
+	return have, readBody, statusError(d.u, resp)
+}
+
+// whole handles a 200: the content from its start, which replaces a
+// partial file (If-Range failed: it changed, or the server ignores
+// ranges) and records the validator a later resume needs.
+func (d *download) whole(resp *http.Response, have int64) (int64, nextStep, error) {
+	if have > 0 {
+		if d.started {
+			return have, readBody, fmt.Errorf("GET %s: the server sent the whole content again after %s had been read (it changed, or does not support resuming): %w",
+				d.u, byteSize(d.received), errNotResumable)
+		}
+		if err := d.truncate(); err != nil {
+			return have, readBody, err
+		}
+		have = 0
+	}
+	d.meta = partMeta{URL: d.u.String(), Validator: validator(resp.Header), Total: resp.ContentLength}
+	if d.meta.Validator != "" {
+		raw, _ := json.Marshal(d.meta)
+		if err := os.WriteFile(d.metaPath, raw, 0o600); err != nil {
+			return have, readBody, fmt.Errorf("writing partial download state %s: %w", d.metaPath, err)
+		}
+	}
+	return have, readBody, nil
+}
+
+// accept makes resp the stream being read, after have bytes.
+func (d *download) accept(resp *http.Response, cancel context.CancelFunc, have int64) {
 	d.ETag = resp.Header.Get("ETag")
 	d.MaxAge = maxAge(resp.Header.Get("Cache-Control"))
 	d.mu.Lock()
@@ -279,10 +305,7 @@ func (d *download) request() error {
 	if d.bar == nil {
 		d.bar = d.f.prog.Start(d.label, d.meta.Total, have)
 	}
-	return nil
 }
-
-const userAgent = "rkt (rktng)"
 
 // statusError describes an HTTP failure with what the server said.
 func statusError(u *url.URL, resp *http.Response) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/aci/discovery"
+	"github.com/rktng/rkt/aci/httpget"
 )
 
 // ErrNotAccepted is returned when the user declined every key offered.
@@ -224,31 +225,13 @@ func fetchKey(ctx context.Context, loc string, opts TrustOptions) (raw []byte, v
 	default:
 		return nil, false, fmt.Errorf("unsupported URL scheme %q (key files, http and https URLs are)", u.Scheme)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
-	if err != nil {
-		return nil, false, err
-	}
-	if opts.Header != nil && u.Scheme == "https" {
-		for k, vs := range opts.Header(u) {
-			req.Header[k] = vs
-		}
-	}
-	client := opts.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, false, fmt.Errorf("GET %s: %s", loc, resp.Status)
-	}
-	raw, err = io.ReadAll(io.LimitReader(resp.Body, maxKeySize))
+	resp, err := httpget.Get(ctx, u, httpget.Options{Client: opts.HTTP, Header: opts.Header, Limit: maxKeySize})
 	if err != nil {
 		return nil, false, fmt.Errorf("GET %s: %w", loc, err)
 	}
+	if resp.Status != http.StatusOK {
+		return nil, false, fmt.Errorf("GET %s: %s", loc, resp.StatusText)
+	}
 	// A redirect may have left HTTPS.
-	return raw, resp.Request.URL.Scheme == "https", nil
+	return resp.Body, resp.URL.Scheme == "https", nil
 }
