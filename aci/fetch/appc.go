@@ -84,6 +84,7 @@ func (f *Fetcher) importVerified(src io.Reader, sig []byte, exp expectation) (in
 			return store.ImageInfo{}, nil, false, err
 		}
 	}
+	f.imported(info)
 	if c.signer != nil {
 		f.prog.Info("Signed by %s (key trusted for %s)", c.signer, prefixName(c.signer.Prefix))
 	}

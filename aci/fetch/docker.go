@@ -75,6 +75,7 @@ func (f *Fetcher) fetchDocker(ctx context.Context, r *Ref) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("importing docker image %s: %w", r.Docker, err)
 	}
+	f.imported(info)
 	f.prog.Info("Converted docker image %s (%s) as %s", r.Docker, im.Digest, info.ID)
 	f.setRemote(contentKey, info.ID, "", 0)
 	f.setRemote(refKey, info.ID, "", 0)

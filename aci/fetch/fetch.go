@@ -51,8 +51,9 @@ type Store interface {
 	RemoveRemote(url string) error
 }
 
-// remover is the store's Remove, used only to take back an image the store
-// committed without reading it whole (which aci/store does not do).
+// remover is the store's Remove, used to take back an image the store
+// committed without reading it whole (which aci/store does not do), and
+// the images of a fetch that failed after they were stored.
 type remover interface {
 	Remove(key string, keepTrees ...string) error
 }
@@ -138,6 +139,38 @@ type Fetcher struct {
 	prog   *progress
 	// onVerified, when set, sees every image that passed the checks.
 	onVerified func(*Verified)
+	// txn is what the fetch under way added to the store.
+	txn txn
+}
+
+// txn records the images one FetchImage added, to take them back when the
+// fetch fails after some were stored (a dependency that cannot be had):
+// a failed fetch leaves the store as it was.
+type txn struct {
+	start time.Time
+	added []string
+}
+
+// imported notes an image the store committed. One it already had keeps
+// its earlier import time and is not ours to take back.
+func (f *Fetcher) imported(info store.ImageInfo) {
+	if !f.txn.start.IsZero() && !info.ImportTime.Before(f.txn.start) {
+		f.txn.added = append(f.txn.added, info.ID)
+	}
+}
+
+// rollback removes what the failed fetch added, newest first.
+func (f *Fetcher) rollback() {
+	rm, ok := f.opts.Store.(remover)
+	if !ok {
+		return
+	}
+	for i := len(f.txn.added) - 1; i >= 0; i-- {
+		if err := rm.Remove(f.txn.added[i]); err != nil {
+			f.prog.Warn("warning: removing %s, fetched for a fetch that failed: %v", f.txn.added[i], err)
+		}
+	}
+	f.txn.added = nil
 }
 
 // Errors a fetch can end with, besides those of aci/trust, aci/discovery
@@ -235,6 +268,17 @@ func (f *Fetcher) FetchImage(ctx context.Context, ref string, sigPath string) (s
 	if err != nil {
 		return "", err
 	}
+	f.txn = txn{start: time.Now()}
+	id, err := f.fetchRef(ctx, r, sigPath)
+	if err != nil {
+		f.rollback()
+		return "", err
+	}
+	f.txn = txn{}
+	return id, nil
+}
+
+func (f *Fetcher) fetchRef(ctx context.Context, r *Ref, sigPath string) (string, error) {
 	switch r.Kind {
 	case KindFile:
 		return f.fetchFile(ctx, r, sigPath)
@@ -245,7 +289,7 @@ func (f *Fetcher) FetchImage(ctx context.Context, ref string, sigPath string) (s
 	case KindDocker:
 		return f.fetchDocker(ctx, r)
 	}
-	return "", fmt.Errorf("image %q: %w", ref, ErrBadReference)
+	return "", fmt.Errorf("image %q: %w", r.Raw, ErrBadReference)
 }
 
 func (f *Fetcher) warnInsecure() {

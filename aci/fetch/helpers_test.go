@@ -161,6 +161,21 @@ func (s *memStore) RemoveRemote(u string) error {
 	return nil
 }
 
+func (s *memStore) Remove(key string, _ ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.images[key]; !ok {
+		return fmt.Errorf("%s: %w", key, store.ErrNotFound)
+	}
+	delete(s.images, key)
+	for u, r := range s.remotes {
+		if r.BlobKey == key {
+			delete(s.remotes, u)
+		}
+	}
+	return nil
+}
+
 func (s *memStore) names() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/aci/trust"
 )
@@ -145,4 +147,58 @@ func TestKilledFetchChild(t *testing.T) {
 	}
 	_, err = f.FetchImage(context.Background(), os.Getenv("CHILD_URL"), "")
 	t.Fatalf("the child should have been killed, fetch returned %v", err)
+}
+
+// TestFailedDependency: a fetch whose dependency cannot be had leaves the
+// store as it was, the top image and the dependencies fetched before the
+// failure included, but does not take back an image that was there before.
+func TestFailedDependency(t *testing.T) {
+	s := newSite(t)
+	sg := newSigner(t, "example.com")
+	labels := func(v string) map[string]string {
+		return map[string]string{"version": v, "os": "linux", "arch": "amd64"}
+	}
+	dep := func(name, v string) types.Dependency {
+		return types.Dependency{ImageName: types.ACIdentifier(name), Labels: types.Labels{{Name: "version", Value: v}}}
+	}
+	lib := testImage(t, "example.com/lib", labels("2"), true)
+	app := testImage(t, "example.com/app", labels("3"), true, func(m *schema.ImageManifest) {
+		m.Dependencies = types.Dependencies{dep("example.com/lib", "2"), dep("example.com/missing", "1")}
+	})
+	for _, n := range []string{"app", "lib", "missing"} {
+		s.discovery("example.com/" + n)
+	}
+	s.publish("example.com/lib", "2", lib, sg.sign(t, lib))
+	s.put("/app.aci", app)
+	s.put("/app.aci.asc", sg.sign(t, app))
+	appPath := filepath.Join(t.TempDir(), "app.aci")
+	os.WriteFile(appPath, app, 0o644)
+	os.WriteFile(appPath+".asc", sg.sign(t, app), 0o644)
+
+	for _, ref := range []string{appPath, "https://example.com/app.aci"} {
+		st := openStore(t, filepath.Join(t.TempDir(), "cas"))
+		f, _ := newFetcher(t, s, st, sg.ks)
+		_, err := f.FetchImage(context.Background(), ref, "")
+		if err == nil || !strings.Contains(err.Error(), "example.com/missing") {
+			t.Fatalf("%s: %v, want an error naming the missing dependency", ref, err)
+		}
+		if l, _ := st.List(); len(l) != 0 {
+			t.Errorf("%s: the store lists %d images after the failed fetch: %+v", ref, len(l), l)
+		}
+		if rem, err := st.GetRemote("https://example.com/app.aci"); err == nil {
+			t.Errorf("%s: a remote record survived: %+v", ref, rem)
+		}
+
+		// An image stored before the failed fetch stays.
+		libID, err := f.FetchImage(context.Background(), "example.com/lib:2", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.FetchImage(context.Background(), ref, ""); err == nil {
+			t.Fatalf("%s: second fetch succeeded", ref)
+		}
+		if l, _ := st.List(); len(l) != 1 || l[0].ID != libID {
+			t.Errorf("%s: after the second failed fetch the store lists %+v, want only %s", ref, l, libID)
+		}
+	}
 }
