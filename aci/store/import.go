@@ -90,7 +90,7 @@ func (s *Store) receive(r io.Reader, w *work, render bool) (*received, error) {
 	}
 	budget := &budgetReader{r: dec, limit: s.Limits.image(), free: free, perByte: perByte, dir: s.dir}
 
-	blob, err := os.OpenFile(w.path("blob"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	blob, err := createDirect(w.path("blob"))
 	if err != nil {
 		return nil, err
 	}

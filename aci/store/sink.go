@@ -5,13 +5,16 @@ import (
 	"hash"
 	"io"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // sink hashes a stream, and optionally writes it to a file, in a goroutine
 // of its own: on an image's first import, hashing and storing the blob then
 // overlap with extracting its tree, which is bound by file creation in the
 // kernel. Writes are copied into a few large buffers, which also bounds the
-// memory in flight and turns the tar reader's 512-byte reads into big writes.
+// memory in flight and turns the tar reader's 512-byte reads into big
+// writes, aligned for a directFile.
 type sink struct {
 	h      hash.Hash
 	w      io.Writer // nil: hash only
@@ -23,6 +26,7 @@ type sink struct {
 	err    error // of the goroutine, read after done is closed
 	failed atomic.Bool
 	closed bool
+	mem    []byte // the buffers' mapping, unmapped by Close
 }
 
 const (
@@ -30,7 +34,10 @@ const (
 	sinkBufs    = 6
 )
 
-var errSinkFailed = errors.New("blob writer failed")
+var (
+	errSinkFailed = errors.New("blob writer failed")
+	errSinkClosed = errors.New("blob writer closed")
+)
 
 func newSink(h hash.Hash, w io.Writer) *sink {
 	s := &sink{
@@ -40,8 +47,20 @@ func newSink(h hash.Hash, w io.Writer) *sink {
 		free: make(chan []byte, sinkBufs),
 		done: make(chan struct{}),
 	}
-	for range sinkBufs {
-		s.free <- make([]byte, 0, sinkBufSize)
+	// The buffers live outside the Go heap: in it they would double the
+	// heap the collector lets grow (the goal is twice the live heap), 12
+	// MiB of stage0's peak RSS on a first run. A mapping is also aligned
+	// for O_DIRECT.
+	mem, err := unix.Mmap(-1, 0, sinkBufs*sinkBufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err == nil {
+		s.mem = mem
+	}
+	for i := range sinkBufs {
+		if s.mem != nil {
+			s.free <- s.mem[i*sinkBufSize : i*sinkBufSize : (i+1)*sinkBufSize]
+		} else {
+			s.free <- directBuf(sinkBufSize)
+		}
 	}
 	go s.run()
 	return s
@@ -66,6 +85,9 @@ func (s *sink) run() {
 // Write queues p; it fails once the writer goroutine has failed (the
 // error itself comes from Close).
 func (s *sink) Write(p []byte) (int, error) {
+	if s.closed {
+		return 0, errSinkClosed
+	}
 	if s.failed.Load() {
 		return 0, errSinkFailed
 	}
@@ -100,5 +122,13 @@ func (s *sink) Close() error {
 	}
 	close(s.full)
 	<-s.done
+	// Every buffer is back in free and nothing refers to them any more.
+	for range sinkBufs {
+		<-s.free
+	}
+	if s.mem != nil {
+		unix.Munmap(s.mem)
+		s.mem = nil
+	}
 	return s.err
 }
