@@ -11,30 +11,43 @@ import (
 	"github.com/rktng/rkt/aci/trust"
 )
 
-// fetchDocker pulls a docker image and imports it converted. An image
+// dockerSource pulls a docker image and imports it converted. An image
 // pinned by digest is verified by that digest; a tag cannot be verified, so
 // it needs --insecure-options=image, as in rkt.
 //
 // Two Remote records remember it: one under the reference as given (for
 // the pull policy), one under registry/repository@manifest-digest, so that
 // fetching a tag whose manifest has not changed downloads no layer.
-func (f *Fetcher) fetchDocker(ctx context.Context, r *Ref) (string, error) {
+type dockerSource struct {
+	f   *Fetcher
+	raw string // as given, without docker://
+	ref *docker.Reference
+}
+
+func newDockerSource(f *Fetcher, r *Ref, _ string) (source, error) {
 	ref, err := docker.ParseReference(r.Docker)
 	if err != nil {
-		return "", fmt.Errorf("%v: %w", err, ErrBadReference)
+		return nil, fmt.Errorf("%v: %w", err, ErrBadReference)
 	}
 	if !ref.Pinned() && !f.opts.Insecure.Image {
-		return "", &trust.VerifyError{Name: "docker://" + r.Docker, Err: trust.ErrUnsigned,
+		return nil, &trust.VerifyError{Name: "docker://" + r.Docker, Err: trust.ErrUnsigned,
 			Detail: fmt.Sprintf("docker images carry no signature; pin a digest (docker://%s@sha256:...) to have it verified, or use --insecure-options=image", ref.Registry()+"/"+ref.Repository())}
 	}
-	refKey := "docker://" + ref.String()
-	if rem, id := f.cachedRemote(refKey); id != "" && (f.opts.PullPolicy != PullUpdate || ref.Pinned()) {
-		f.prog.Debug("Using image %s from the store for %s", id, rem.URL)
-		return id, nil
-	}
-	if f.opts.PullPolicy == PullNever {
-		return "", fmt.Errorf("image docker://%s: %w (--pull-policy=never)", r.Docker, ErrNotInStore)
-	}
+	return &dockerSource{f: f, raw: r.Docker, ref: ref}, nil
+}
+
+func (s *dockerSource) cacheKey() (string, bool) { return "docker://" + s.ref.String(), s.ref.Pinned() }
+
+func (s *dockerSource) expect() expectation {
+	return expectation{what: "docker://" + s.raw}
+}
+
+// signature: a pinned image is checked against its digest as its layers
+// arrive; an unpinned one was refused by newDockerSource.
+func (s *dockerSource) signature(context.Context) ([]byte, bool, error) { return nil, true, nil }
+
+func (s *dockerSource) open(ctx context.Context, _ *store.Remote) (*stream, error) {
+	f := s.f
 	if f.opts.Insecure.TLS {
 		f.prog.Warn("warning: TLS certificate verification is disabled (--insecure-options=tls)")
 	}
@@ -48,15 +61,21 @@ func (f *Fetcher) fetchDocker(ctx context.Context, r *Ref) (string, error) {
 			return c.User, c.Password, ok
 		},
 	}
-	im, err := docker.Resolve(ctx, ref, opts)
+	im, err := docker.Resolve(ctx, s.ref, opts)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	contentKey := "docker://" + im.Canonical()
+	return f.convertedStream(ctx, im, "docker image "+s.raw, "docker://"+im.Canonical()), nil
+}
+
+// convertedStream is the ACI of a docker or OCI image, converted on the fly
+// (aci/docker) into a pipe the import reads. contentKey is the record of
+// the image's manifest digest: an image already converted is current, and
+// a new one is recorded under it once imported.
+func (f *Fetcher) convertedStream(ctx context.Context, im *docker.Image, what, contentKey string) *stream {
 	if _, id := f.cachedRemote(contentKey); id != "" {
-		f.prog.Info("Docker image %s is unchanged (%s), already converted as %s", r.Docker, im.Digest, id)
-		f.setRemote(refKey, id, "", 0)
-		return id, nil
+		f.prog.Info("%s is unchanged (%s), already converted as %s", upperFirst(what), im.Digest, id)
+		return &stream{current: id, end: func(*store.ImageInfo, bool) {}}
 	}
 	pr, pw := io.Pipe()
 	werr := make(chan error, 1)
@@ -65,21 +84,24 @@ func (f *Fetcher) fetchDocker(ctx context.Context, r *Ref) (string, error) {
 		pw.CloseWithError(err)
 		werr <- err
 	}()
-	info, err := f.opts.Store.Import(pr, store.ImportOptions{NoRender: f.opts.NoRender})
-	pr.CloseWithError(errImportEnded)
-	// The first failure is the one to report: a conversion error reaches
-	// the store as a read error; a store error stops the conversion.
-	if convErr := <-werr; convErr != nil && !errors.Is(convErr, errImportEnded) {
-		return "", convErr
+	return &stream{r: pr, end: func(info *store.ImageInfo, _ bool) {
+		// A conversion error reaches the import as a read error of the
+		// stream (and is the one reported); an import error stops the
+		// conversion.
+		pr.CloseWithError(errImportEnded)
+		<-werr
+		if info != nil {
+			f.prog.Info("Converted %s (%s) as %s", what, im.Digest, info.ID)
+			f.setRemote(contentKey, info.ID, "", 0)
+		}
+	}}
+}
+
+func upperFirst(s string) string {
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
 	}
-	if err != nil {
-		return "", fmt.Errorf("importing docker image %s: %w", r.Docker, err)
-	}
-	f.imported(info)
-	f.prog.Info("Converted docker image %s (%s) as %s", r.Docker, im.Digest, info.ID)
-	f.setRemote(contentKey, info.ID, "", 0)
-	f.setRemote(refKey, info.ID, "", 0)
-	return info.ID, nil
+	return s
 }
 
 var errImportEnded = errors.New("the store stopped reading")

@@ -278,18 +278,43 @@ func (f *Fetcher) FetchImage(ctx context.Context, ref string, sigPath string) (s
 	return id, nil
 }
 
+// fetchRef fetches the image r names and its dependencies.
 func (f *Fetcher) fetchRef(ctx context.Context, r *Ref, sigPath string) (string, error) {
+	var id string
+	var err error
 	switch r.Kind {
-	case KindFile:
-		return f.fetchFile(ctx, r, sigPath)
-	case KindURL:
-		return f.fetchURL(ctx, r, sigPath)
+	case KindID:
+		return f.storedID(r)
 	case KindName:
-		return f.fetchName(ctx, r, sigPath)
-	case KindDocker:
-		return f.fetchDocker(ctx, r)
+		id, err = f.fetchApp(ctx, r.App, r.Raw, sigPath)
+	default:
+		var src source
+		if src, err = f.source(r, sigPath); err == nil {
+			id, err = f.fetchSource(ctx, src)
+		}
 	}
-	return "", fmt.Errorf("image %q: %w", r.Raw, ErrBadReference)
+	if err != nil {
+		return "", err
+	}
+	return id, f.fetchDeps(ctx, id)
+}
+
+// source makes r's source.
+func (f *Fetcher) source(r *Ref, sigPath string) (source, error) {
+	newSrc, ok := sources[r.Kind]
+	if !ok {
+		return nil, fmt.Errorf("image %q: %w", r.Raw, ErrBadReference)
+	}
+	return newSrc(f, r, sigPath)
+}
+
+// storedID is an image ID (or a prefix of one), which only the store has.
+func (f *Fetcher) storedID(r *Ref) (string, error) {
+	id, err := f.opts.Store.ResolveKey(r.Raw)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", r.Raw, err)
+	}
+	return id, nil
 }
 
 func (f *Fetcher) warnInsecure() {

@@ -40,7 +40,12 @@ func TestParseRef(t *testing.T) {
 		{"http://example.com/app.aci", KindURL, "http://example.com/app.aci"},
 		{"docker://busybox", KindDocker, "busybox"},
 		{"docker:busybox:1.36", KindDocker, "busybox:1.36"},
+		{"sha512-0123abcd", KindID, ""},
+		// A directory is not an image: its name stays an appc name.
+		{"imgdir", KindName, "imgdir"},
 	}
+	t.Chdir(dir)
+	os.Mkdir("imgdir", 0o755)
 	for _, c := range cases {
 		r, err := ParseRef(c.in)
 		if err != nil {

@@ -14,15 +14,6 @@ import (
 	"github.com/rktng/rkt/aci/trust"
 )
 
-// fetchName fetches an appc name by discovery, then its dependencies.
-func (f *Fetcher) fetchName(ctx context.Context, r *Ref, sigPath string) (string, error) {
-	id, err := f.fetchApp(ctx, r.App, r.Raw, sigPath)
-	if err != nil {
-		return "", err
-	}
-	return id, f.fetchDeps(ctx, id)
-}
-
 // withDefaults adds this machine's os and arch labels when absent, as rkt
 // did, so that discovery templates and the store find the right build.
 func (f *Fetcher) withDefaults(app *discovery.App) *discovery.App {
@@ -104,7 +95,12 @@ func (f *Fetcher) fetchApp(ctx context.Context, asked *discovery.App, what, sigP
 			sig = ep.ASC
 		}
 		f.prog.Debug("Fetching %s from %s (discovered at %s)", what, u, res.Page)
-		id, err := f.fetchURLImage(ctx, u, sig, exp)
+		src, err := f.urlSource(u, sig, exp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		id, err := f.fetchSource(ctx, src)
 		if err == nil {
 			return id, nil
 		}

@@ -18,6 +18,7 @@ const (
 	KindURL                    // an http:// or https:// URL
 	KindName                   // an appc name, found by discovery
 	KindDocker                 // a docker registry reference
+	KindID                     // an image ID in the store (sha512-...), or a prefix of one
 )
 
 // Ref is a parsed image argument.
@@ -31,9 +32,11 @@ type Ref struct {
 }
 
 // ParseRef tells what an image argument names, as rkt did: a scheme decides
-// when there is one; otherwise an absolute path, an existing file, or a
-// string with "./" or the .aci extension is a file, and the rest (often
-// with ":version") is an appc name.
+// when there is one; "sha512-..." is an image ID; otherwise an absolute
+// path, an existing regular file, or a string with "./" or the .aci
+// extension is a file, and the rest (often with ":version") is an appc
+// name. A directory is not an image: its name is an appc name. It is the
+// one classifier of image arguments (stage0/images uses it too).
 func ParseRef(s string) (*Ref, error) {
 	r := &Ref{Raw: s}
 	switch {
@@ -56,6 +59,8 @@ func ParseRef(s string) (*Ref, error) {
 		default:
 			return nil, fmt.Errorf("image URL %q: unsupported scheme %q (file, http, https, docker are): %w", s, u.Scheme, ErrBadReference)
 		}
+	case strings.HasPrefix(s, "sha512-"):
+		r.Kind = KindID
 	case looksLikePath(s):
 		r.Kind, r.Path = KindFile, s
 	default:

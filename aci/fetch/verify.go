@@ -29,21 +29,24 @@ func (f *Fetcher) VerifyImage(ctx context.Context, ref string, sigPath string) (
 	if err != nil {
 		return nil, err
 	}
-	if r.Kind == KindDocker {
+	switch r.Kind {
+	case KindDocker:
 		return nil, fmt.Errorf("verifying %s: docker images carry no signature; a digest reference is verified when fetched: %w", ref, ErrBadReference)
+	case KindID:
+		return nil, fmt.Errorf("verifying %s: an image ID names what is in the store, which was verified when fetched: %w", ref, ErrBadReference)
 	}
 	v := *f
 	v.opts.Store = verifyOnly{f.opts.Store}
 	v.opts.PullPolicy = PullUpdate
 	var got *Verified
 	v.onVerified = func(x *Verified) { got = x }
-	switch r.Kind {
-	case KindFile:
-		_, err = v.importFile(ctx, r, sigPath)
-	case KindURL:
-		_, err = v.fetchURLImage(ctx, r.URL, sigPath, expectation{what: r.URL.String()})
-	case KindName:
+	if r.Kind == KindName {
 		_, err = v.fetchApp(ctx, r.App, r.Raw, sigPath)
+	} else {
+		var src source
+		if src, err = v.source(r, sigPath); err == nil {
+			_, err = v.fetchSource(ctx, src)
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -54,6 +54,6 @@ func useNetworkFetcher(g *globals, r *images.Resolver) error {
 
 type fetchAdapter struct{ f *fetch.Fetcher }
 
-func (a fetchAdapter) FetchImage(ref, sigPath string, _ images.PullPolicy) (string, error) {
+func (a fetchAdapter) FetchImage(ref, sigPath string) (string, error) {
 	return a.f.FetchImage(context.Background(), ref, sigPath)
 }

@@ -6,7 +6,6 @@ package images
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -44,9 +43,10 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 }
 
 // Fetcher fetches what is not a local file or store reference: https,
-// discovery names, docker. It is provided by aci/fetch.
+// discovery names, docker, OCI archives. It is provided by aci/fetch, which
+// applies the pull policy it was made with.
 type Fetcher interface {
-	FetchImage(ref, sigPath string, policy PullPolicy) (key string, err error)
+	FetchImage(ref, sigPath string) (key string, err error)
 }
 
 // Resolver resolves image arguments to store keys.
@@ -61,66 +61,32 @@ type Resolver struct {
 	NoRender bool
 }
 
-// Kind classifies an image argument.
-type Kind int
-
-// Argument kinds.
-const (
-	KindFile Kind = iota
-	KindID
-	KindName
-	KindRemote
-)
-
-// Classify tells what kind of reference arg is.
-func Classify(arg string) Kind {
-	switch {
-	case strings.HasPrefix(arg, "file://"):
-		return KindFile
-	case strings.HasPrefix(arg, "sha512-"):
-		return KindID
-	case strings.HasPrefix(arg, "https://"), strings.HasPrefix(arg, "http://"),
-		strings.HasPrefix(arg, "docker://"), strings.HasPrefix(arg, "docker:"):
-		return KindRemote
-	case strings.HasPrefix(arg, "/"), strings.HasPrefix(arg, "./"), strings.HasPrefix(arg, "../"),
-		strings.HasSuffix(arg, ".aci"):
-		return KindFile
-	}
-	if _, err := os.Stat(arg); err == nil {
-		return KindFile
-	}
-	return KindName
-}
-
 // Resolve returns the store key of the image arg, importing it if needed.
-// sigPath is the --signature given for it, if any.
+// sigPath is the --signature given for it, if any. Arguments are
+// classified by fetch.ParseRef, as the fetcher does.
 func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
-	switch Classify(arg) {
-	case KindFile:
+	ref, err := fetch.ParseRef(arg)
+	if err != nil {
+		return "", err
+	}
+	switch ref.Kind {
+	case fetch.KindFile:
 		if !r.InsecureImage {
 			// Signed files go through the fetcher, which verifies them
 			// against the trust store while it imports.
 			if r.Remote == nil {
 				return "", fmt.Errorf("image %s: no trust store to verify it against (use --insecure-options=image): %w", arg, ErrUntrusted)
 			}
-			return r.Remote.FetchImage(arg, sigPath, r.Policy)
+			return r.Remote.FetchImage(arg, sigPath)
 		}
-		path := arg
-		if strings.HasPrefix(arg, "file://") {
-			u, err := url.Parse(arg)
-			if err != nil {
-				return "", fmt.Errorf("image %q: bad file URL: %w", arg, err)
-			}
-			path = u.Path
-		}
-		return r.importFile(path)
-	case KindID:
+		return r.importFile(ref.Path)
+	case fetch.KindID:
 		key, err := r.Store.ResolveKey(arg)
 		if err != nil {
 			return "", fmt.Errorf("image %q: %w", arg, err)
 		}
 		return key, nil
-	case KindName:
+	case fetch.KindName:
 		if r.Policy != PullUpdate {
 			key, err := r.byName(arg)
 			if err == nil || !errors.Is(err, store.ErrNotFound) || r.Policy == PullNever || r.Remote == nil {
@@ -131,7 +97,7 @@ func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 	if r.Remote == nil {
 		return "", fmt.Errorf("image %q: fetching from the network is not supported by this build", arg)
 	}
-	return r.Remote.FetchImage(arg, sigPath, r.Policy)
+	return r.Remote.FetchImage(arg, sigPath)
 }
 
 // importFile imports the ACI at path without verifying it (the caller
