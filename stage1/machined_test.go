@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rktng/rkt/common/stage1/stage1test"
 )
 
 // machinedScript runs in a private mount namespace: a system bus and
@@ -48,7 +50,8 @@ func TestMachinectlShowsThePod(t *testing.T) {
 			t.Skipf("requires %s (apt-get install dbus systemd-container)", bin)
 		}
 	}
-	p := newPod(t, []testApp{{Name: "long", Exec: []string{"sh", "-c", "touch /tmp/up; exec sleep 1000"}}})
+	p := newPod(t, []stage1test.App{{Name: "long", Exec: []string{"sh", "-c", "touch /tmp/up; exec sleep 1000"}}})
+	p.WriteManifests() // the script runs the pod, not Start
 	work := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,7 +1,6 @@
 package stage1_test
 
 import (
-	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -14,13 +13,15 @@ import (
 	"time"
 
 	"github.com/rktng/rkt/common/pod"
+	"github.com/rktng/rkt/common/stage1"
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/stage1/cgroups"
 )
 
 func TestOneAppOutputAndExitCode(t *testing.T) {
 	requirePods(t)
-	p := newPod(t, []testApp{{Name: "hello", Exec: []string{"/bin/sh", "-c", "echo hello from $AC_APP_NAME in $container; echo to stderr >&2; exit 7"}}})
-	r := p.run("--net=host")
+	p := newPod(t, []stage1test.App{{Name: "hello", Exec: []string{"/bin/sh", "-c", "echo hello from $AC_APP_NAME in $container; echo to stderr >&2; exit 7"}}})
+	r := p.Run("--net=host")
 	if r.Code != 7 {
 		t.Fatalf("exit code %d, want 7\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -38,14 +39,14 @@ func TestOneAppOutputAndExitCode(t *testing.T) {
 	if r.Stderr != "" {
 		t.Errorf("stderr not empty: %q", r.Stderr)
 	}
-	if got := p.status("hello"); got != "7" {
+	if got := p.Status("hello"); got != "7" {
 		t.Errorf("rkt/status/hello = %q, want 7", got)
 	}
 }
 
 func TestAppEnvironmentAndIdentity(t *testing.T) {
 	requirePods(t)
-	p := newPod(t, []testApp{{
+	p := newPod(t, []stage1test.App{{
 		Name:    "env",
 		Exec:    []string{"sh", "-c", `echo "path=$PATH id=$(id -u):$(id -g) pwd=$(pwd) foo=$FOO"; test -c /dev/null && test -c /dev/urandom && test -d /proc/self && test -d /dev/pts && test -d /dev/shm && test -d /sys/kernel`},
 		User:    "user",
@@ -53,7 +54,7 @@ func TestAppEnvironmentAndIdentity(t *testing.T) {
 		WorkDir: "/home/user",
 		Env:     map[string]string{"FOO": "bar"},
 	}})
-	r := p.run("--net=host")
+	r := p.Run("--net=host")
 	if r.Code != 0 {
 		t.Fatalf("exit code %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -70,16 +71,16 @@ func TestAppEnvironmentAndIdentity(t *testing.T) {
 func TestMissingExecutableAndWorkdirAreNamed(t *testing.T) {
 	requirePods(t)
 	for _, tc := range []struct {
-		app  testApp
+		app  stage1test.App
 		code int
 		msg  string
 	}{
-		{testApp{Name: "noexec", Exec: []string{"/no/such/program"}}, 203, `executable "/no/such/program": not found in the app's rootfs`},
-		{testApp{Name: "nopath", Exec: []string{"nosuchprogram"}}, 203, `executable "nosuchprogram" not found in PATH`},
-		{testApp{Name: "nodir", Exec: []string{"/bin/true"}, WorkDir: "/no/dir"}, 200, `working directory "/no/dir": not found`},
+		{stage1test.App{Name: "noexec", Exec: []string{"/no/such/program"}}, 203, `executable "/no/such/program": not found in the app's rootfs`},
+		{stage1test.App{Name: "nopath", Exec: []string{"nosuchprogram"}}, 203, `executable "nosuchprogram" not found in PATH`},
+		{stage1test.App{Name: "nodir", Exec: []string{"/bin/true"}, WorkDir: "/no/dir"}, 200, `working directory "/no/dir": not found`},
 	} {
-		p := newPod(t, []testApp{tc.app})
-		r := p.run("--net=host")
+		p := newPod(t, []stage1test.App{tc.app})
+		r := p.Run("--net=host")
 		if r.Code != tc.code {
 			t.Errorf("%s: exit code %d, want %d\n%s", tc.app.Name, r.Code, tc.code, r.Stdout)
 		}
@@ -93,7 +94,7 @@ func TestTwoAppsShareEmptyVolumeAndHandlers(t *testing.T) {
 	requirePods(t)
 	// Each app waits for the other's file: they run at the same time and
 	// see the same volume.
-	a := testApp{
+	a := stage1test.App{
 		Name:   "writer",
 		Exec:   []string{"sh", "-c", "test -f /data/pre || exit 10; touch /data/from-writer; while ! test -f /data/from-reader; do sleep 0.05; done"},
 		Mounts: map[string]string{"shared": "/data"},
@@ -102,13 +103,13 @@ func TestTwoAppsShareEmptyVolumeAndHandlers(t *testing.T) {
 			"post-stop": {"/bin/sh", "-c", "touch /data/post-$AC_APP_NAME"},
 		},
 	}
-	b := testApp{
+	b := stage1test.App{
 		Name:   "reader",
 		Exec:   []string{"sh", "-c", "while ! test -f /data/from-writer; do sleep 0.05; done; touch /data/from-reader"},
 		Mounts: map[string]string{"shared": "/data"},
 	}
-	p := newPod(t, []testApp{a, b}, map[string]any{"name": "shared", "kind": "empty", "mode": "0770", "uid": 0, "gid": 0})
-	r := p.run("--net=host")
+	p := newPod(t, []stage1test.App{a, b}, emptyVolume("shared", "0770"))
+	r := p.Run("--net=host")
 	if r.Code != 0 {
 		t.Fatalf("exit code %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -121,46 +122,46 @@ func TestTwoAppsShareEmptyVolumeAndHandlers(t *testing.T) {
 	if fi, err := os.Stat(vol); err != nil || fi.Mode().Perm() != 0o770 {
 		t.Errorf("volume mode %v, %v; want 0770", fi.Mode(), err)
 	}
-	if p.status("writer") != "0" || p.status("reader") != "0" {
-		t.Errorf("statuses %q %q, want 0 0", p.status("writer"), p.status("reader"))
+	if p.Status("writer") != "0" || p.Status("reader") != "0" {
+		t.Errorf("statuses %q %q, want 0 0", p.Status("writer"), p.Status("reader"))
 	}
 }
 
 func TestFailingAppEndsThePodWithItsStatus(t *testing.T) {
 	requirePods(t)
-	p := newPod(t, []testApp{
+	p := newPod(t, []stage1test.App{
 		{Name: "sleeper", Exec: []string{"sleep", "1000"}},
 		{Name: "failer", Exec: []string{"sh", "-c", "sleep 0.2; exit 3"}},
 	})
-	r := p.run("--net=host")
+	r := p.Run("--net=host")
 	if r.Code != 3 {
 		t.Fatalf("exit code %d, want 3\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	if r.Took > 10*time.Second {
 		t.Errorf("pod took %v to end after a failure", r.Took)
 	}
-	if got := p.status("failer"); got != "3" {
+	if got := p.Status("failer"); got != "3" {
 		t.Errorf("status of failer %q, want 3", got)
 	}
 	// The other app was stopped by SIGTERM.
-	if got := p.status("sleeper"); got != "143" {
+	if got := p.Status("sleeper"); got != "143" {
 		t.Errorf("status of sleeper %q, want 143", got)
 	}
 }
 
 func TestSIGTERMStopsGracefullyWithTheAppsStatus(t *testing.T) {
 	requirePods(t)
-	p := newPod(t, []testApp{{
+	p := newPod(t, []stage1test.App{{
 		Name:     "trapper",
 		Exec:     []string{"sh", "-c", `trap "exit 5" TERM; touch /tmp/started; while :; do sleep 0.05; done`},
 		Handlers: map[string][]string{"post-stop": {"/bin/touch", "/tmp/post-stop-ran"}},
 	}})
-	cmd, out, errb := p.start("--net=host")
+	run := p.Start("--net=host")
 	root := pod.AppRootfsPath(p.Dir, "trapper")
-	waitFile(t, filepath.Join(root, "tmp/started"), 20*time.Second)
+	stage1test.WaitFile(t, filepath.Join(root, "tmp/started"), 20*time.Second)
 	sent := time.Now()
-	signal(t, cmd, syscall.SIGTERM)
-	r := wait(t, cmd, out, errb, 20*time.Second)
+	run.Signal(syscall.SIGTERM)
+	r := run.Wait(20 * time.Second)
 	if r.Code != 5 {
 		t.Fatalf("exit code %d, want 5\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -173,49 +174,39 @@ func TestSIGTERMStopsGracefullyWithTheAppsStatus(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "tmp/post-stop-ran")); err != nil {
 		t.Errorf("post-stop handler did not run: %v", err)
 	}
-	if got := p.status("trapper"); got != "5" {
+	if got := p.Status("trapper"); got != "5" {
 		t.Errorf("status %q, want 5", got)
 	}
 }
 
+// TestStopEntrypoint: a graceful stop of an app that SIGTERM kills gives
+// 143 as the pod's status and the app's (the suite's RunningPod checks an
+// app that traps SIGTERM, ForcedStop --force).
 func TestStopEntrypoint(t *testing.T) {
 	requirePods(t)
-	for _, force := range []bool{false, true} {
-		p := newPod(t, []testApp{{Name: "sleeper", Exec: []string{"sh", "-c", "touch /tmp/up; exec sleep 1000"}}})
-		cmd, out, errb := p.start("--net=host")
-		waitFile(t, filepath.Join(pod.AppRootfsPath(p.Dir, "sleeper"), "tmp/up"), 20*time.Second)
-		args := []string{p.UUID}
-		if force {
-			args = []string{"--force", p.UUID}
-		}
-		if o, code := p.entrypoint("stop", args...); code != 0 {
-			t.Fatalf("stop %v: exit %d: %s", args, code, o)
-		}
-		r := wait(t, cmd, out, errb, 20*time.Second)
-		t.Logf("force=%v: pod ended %v after stop", force, r.Took)
-		// SIGTERM killed the app: its status (143) is the pod's.
-		if !force && (r.Code != 143 || p.status("sleeper") != "143") {
-			t.Errorf("graceful stop: exit %d, status %q; want 143, 143\n%s", r.Code, p.status("sleeper"), r.Stdout)
-		}
-		if force && r.Code == 0 {
-			t.Errorf("forced stop: exit 0, want a failure")
-		}
+	p := newPod(t, []stage1test.App{{Name: "sleeper", Exec: []string{"sh", "-c", "touch /tmp/up; exec sleep 1000"}}})
+	run := p.Start("--net=host")
+	stage1test.WaitFile(t, filepath.Join(pod.AppRootfsPath(p.Dir, "sleeper"), "tmp/up"), 20*time.Second)
+	if o, code := p.Entrypoint(stage1.AnnStop, p.UUID); code != 0 {
+		t.Fatalf("stop: exit %d: %s", code, o)
+	}
+	r := run.Wait(20 * time.Second)
+	if r.Code != 143 || p.Status("sleeper") != "143" {
+		t.Errorf("graceful stop: exit %d, status %q; want 143, 143\n%s", r.Code, p.Status("sleeper"), r.Stdout)
 	}
 }
 
 func TestEnterRunsInTheApp(t *testing.T) {
 	requirePods(t)
-	p := newPod(t, []testApp{{Name: "target", Exec: []string{"sh", "-c", "touch /tmp/up; exec sleep 1000"}, Env: map[string]string{"GREETING": "hi"}, User: "user", Group: "users"}})
-	cmd, out, errb := p.start("--net=host")
+	p := newPod(t, []stage1test.App{{Name: "target", Exec: []string{"sh", "-c", "touch /tmp/up; exec sleep 1000"}, Env: map[string]string{"GREETING": "hi"}, User: "user", Group: "users"}})
+	run := p.Start("--net=host")
 	defer func() {
-		p.entrypoint("stop", p.UUID)
-		wait(t, cmd, out, errb, 20*time.Second)
+		p.Entrypoint(stage1.AnnStop, p.UUID)
+		run.Wait(20 * time.Second)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	waitFile(t, filepath.Join(pod.AppRootfsPath(p.Dir, "target"), "tmp/up"), 20*time.Second)
-	pid1 := p.podPID1(ctx)
-	o, code := p.entrypoint("enter", "--pid="+itoa(pid1), "--appname=target", "--",
+	stage1test.WaitFile(t, filepath.Join(pod.AppRootfsPath(p.Dir, "target"), "tmp/up"), 20*time.Second)
+	pid1 := p.PID1(20 * time.Second)
+	o, code := p.Entrypoint(stage1.AnnEnter, "--pid="+itoa(pid1), "--appname=target", "--",
 		"/bin/sh", "-c", `echo "$GREETING $(id -u) $(hostname) $(cat /proc/1/comm)"; exit 4`)
 	if code != 4 {
 		t.Fatalf("enter: exit %d, want 4: %s", code, o)
@@ -225,7 +216,7 @@ func TestEnterRunsInTheApp(t *testing.T) {
 		t.Errorf("enter printed %q, want %q", o, want)
 	}
 	// Without bash in the image, the default command falls back to sh.
-	o, code = p.entrypoint("enter", "--pid="+itoa(pid1), "--appname=target", "--", "/bin/bash")
+	o, code = p.Entrypoint(stage1.AnnEnter, "--pid="+itoa(pid1), "--appname=target", "--", "/bin/bash")
 	if code != 0 {
 		t.Errorf("enter with /bin/bash: exit %d: %s", code, o)
 	}
@@ -236,8 +227,8 @@ func TestJournalReadableAfterExit(t *testing.T) {
 	if _, err := exec.LookPath("journalctl"); err != nil {
 		t.Skip("requires journalctl")
 	}
-	p := newPod(t, []testApp{{Name: "logger", Exec: []string{"sh", "-c", "echo line-for-the-journal"}}})
-	if r := p.run("--net=host"); r.Code != 0 {
+	p := newPod(t, []stage1test.App{{Name: "logger", Exec: []string{"sh", "-c", "echo line-for-the-journal"}}})
+	if r := p.Run("--net=host"); r.Code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	out, err := exec.Command("journalctl", "-D", pod.JournalPath(p.Dir), "-t", "logger", "-o", "cat", "--no-pager").CombinedOutput()
@@ -249,8 +240,8 @@ func TestJournalReadableAfterExit(t *testing.T) {
 func TestGCLeavesNothingBehind(t *testing.T) {
 	requirePods(t)
 	before := mountCount(t)
-	p := newPod(t, []testApp{{Name: "short", Exec: []string{"true"}}})
-	if r := p.run("--net=host"); r.Code != 0 {
+	p := newPod(t, []stage1test.App{{Name: "short", Exec: []string{"true"}}})
+	if r := p.Run("--net=host"); r.Code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	b, err := os.ReadFile(filepath.Join(p.Dir, "cgroups"))
@@ -266,7 +257,7 @@ func TestGCLeavesNothingBehind(t *testing.T) {
 	if !strings.HasSuffix(string(sub), cgroups.Slice+"/"+scope) {
 		t.Errorf("subcgroup %q does not end in %s/%s", sub, cgroups.Slice, scope)
 	}
-	p.gc()
+	p.GC()
 	for _, d := range dirs {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("cgroup %s still there after gc (%v)", d, err)
@@ -279,7 +270,7 @@ func TestGCLeavesNothingBehind(t *testing.T) {
 		t.Errorf("%d mounts before the pod, %d after gc", before, after)
 	}
 	// gc is idempotent.
-	p.gc()
+	p.GC()
 }
 
 // mountCount counts the host's mounts whose line mentions the test's own
@@ -317,35 +308,35 @@ func TestNotifyReachesRktsNotifySocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	p := newPod(t, []testApp{{
+	p := newPod(t, []stage1test.App{{
 		Name:        "ready",
 		Exec:        []string{"/bin/notify"},
 		Files:       map[string]string{"/bin/notify": bin},
 		Annotations: map[string]string{"appc.io/executor/supports-systemd-notify": "true"},
 	}})
 	p.Env = []string{"NOTIFY_SOCKET=" + sock}
-	cmd, out, errb := p.start("--net=host")
+	run := p.Start("--net=host")
 	started := time.Now()
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	buf := make([]byte, 4096)
 	for {
 		n, err := conn.Read(buf)
 		if err != nil {
-			t.Fatalf("no READY=1 on rkt's NOTIFY_SOCKET: %v\n%s%s", err, out, errb)
+			t.Fatalf("no READY=1 on rkt's NOTIFY_SOCKET: %v\n%s%s", err, run.Stdout, run.Stderr)
 		}
 		if strings.Contains(string(buf[:n]), "READY=1") {
 			break
 		}
 	}
 	// READY=1 must come from the app, not from nspawn's start.
-	if !strings.Contains(out.String(), "sent READY=1") {
+	if !strings.Contains(run.Stdout.String(), "sent READY=1") {
 		time.Sleep(200 * time.Millisecond)
-		if !strings.Contains(out.String(), "sent READY=1") {
-			t.Errorf("READY=1 arrived %v after start, before the app sent it:\n%s", time.Since(started), out)
+		if !strings.Contains(run.Stdout.String(), "sent READY=1") {
+			t.Errorf("READY=1 arrived %v after start, before the app sent it:\n%s", time.Since(started), run.Stdout)
 		}
 	}
-	p.entrypoint("stop", p.UUID)
-	if r := wait(t, cmd, out, errb, 20*time.Second); r.Code != 0 {
+	p.Entrypoint(stage1.AnnStop, p.UUID)
+	if r := run.Wait(20 * time.Second); r.Code != 0 {
 		t.Errorf("exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
@@ -362,15 +353,15 @@ func TestManyPodsLeaveNothingBehind(t *testing.T) {
 	}
 	mounts := mountCount(t)
 	for i := 0; i < n; i++ {
-		p := newPod(t, []testApp{{Name: "short", Exec: []string{"true"}}})
-		if r := p.run("--net=host"); r.Code != 0 {
+		p := newPod(t, []stage1test.App{{Name: "short", Exec: []string{"true"}}})
+		if r := p.Run("--net=host"); r.Code != 0 {
 			t.Fatalf("pod %d: exit %d\n%s%s", i, r.Code, r.Stdout, r.Stderr)
 		}
 		b, err := os.ReadFile(filepath.Join(p.Dir, "cgroups"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.gc()
+		p.GC()
 		for _, d := range strings.Fields(string(b)) {
 			if _, err := os.Stat(d); !os.IsNotExist(err) {
 				t.Fatalf("pod %d: cgroup %s left behind", i, d)
@@ -390,12 +381,12 @@ func TestManyPodsLeaveNothingBehind(t *testing.T) {
 func TestStopRightAfterStart(t *testing.T) {
 	requirePods(t)
 	for i := 0; i < 2; i++ {
-		p := newPod(t, []testApp{{Name: "sleeper", Exec: []string{"sleep", "1000"}}})
-		cmd, out, errb := p.start("--net=host")
-		waitFile(t, filepath.Join(p.Dir, pod.PPIDFile), 20*time.Second)
-		if o, code := p.entrypoint("stop", p.UUID); code != 0 {
+		p := newPod(t, []stage1test.App{{Name: "sleeper", Exec: []string{"sleep", "1000"}}})
+		run := p.Start("--net=host")
+		stage1test.WaitFile(t, filepath.Join(p.Dir, pod.PPIDFile), 20*time.Second)
+		if o, code := p.Entrypoint(stage1.AnnStop, p.UUID); code != 0 {
 			t.Fatalf("stop: exit %d: %s", code, o)
 		}
-		wait(t, cmd, out, errb, 20*time.Second)
+		run.Wait(20 * time.Second)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -71,7 +72,7 @@ var mdsPortMu sync.Mutex
 func TestACEValidator(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	if !c.Stage1().MultiApp {
+	if !c.Stage1().Caps.Has(stage1test.MultiApp) {
 		t.Skipf("the validator runs two apps in one pod; the %s stage1 runs one", c.Stage1().Flavor)
 	}
 	mdsPortMu.Lock()

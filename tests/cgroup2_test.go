@@ -13,6 +13,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -73,7 +74,7 @@ func isoCheckV2Limits(t *testing.T, c *testutil.Ctx, uuid, out string, want map[
 func TestIsolatorsV2ImageAndPod(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	if !isoPureV2() {
 		t.Skip("checks cgroup2 files: this host is not pure cgroup v2 (the v1 limits are checked by TestIsolatorsConfinedApp)")
 	}

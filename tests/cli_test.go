@@ -11,6 +11,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -233,7 +234,7 @@ func TestPrivateUsersAndIPC(t *testing.T) {
 func TestAppOutputForm(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.BootsSystemd)
 	aci := c.InspectACI("--print-msg=form-check")
 	line := regexp.MustCompile(`^\[ *[0-9]+\.[0-9]+\] inspect\[[0-9]+\]: form-check$`)
 	for _, net := range []string{"host", "none", "default"} {

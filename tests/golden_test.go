@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -148,7 +149,7 @@ func TestGoldenOutputs(t *testing.T) {
 		want += "pid=" + strings.TrimSpace(string(pid)) + "\n"
 	}
 	want += "exited=true\n"
-	if c.Stage1().RecordsAppStatus {
+	if c.Stage1().Caps.Has(stage1test.RecordsAppStatus) {
 		want += "app-golden-a=3\n"
 	}
 	r = rkt("status", exited)

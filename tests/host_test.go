@@ -14,6 +14,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -50,7 +51,7 @@ rkt gc --grace-period=0s; echo "== gc $?"
 func TestHostMachinectl(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.BootsSystemd)
 	if comm, _ := os.ReadFile("/proc/1/comm"); strings.TrimSpace(string(comm)) == "systemd" {
 		t.Skip("starts a machined of its own for hosts without systemd; on this systemd host TestSystemdMachineScope checks the real one")
 	}
@@ -107,7 +108,7 @@ func between2(s, from, to string) string {
 func TestHostEnterJournalStop(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Enter | stage1test.BootsSystemd)
 	journalctl := c.RequireTool("journalctl")
 	host := c.Path("vol")
 	if err := os.MkdirAll(host, 0o755); err != nil {
@@ -158,7 +159,6 @@ func TestHostEnterJournalStop(t *testing.T) {
 func TestHostSIGTERMForeground(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
 	p, _ := startSleeper(c, "5")
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestHostSIGTERMForeground(t *testing.T) {
 func TestMultiAppSharedVolume(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	if !c.Stage1().MultiApp {
+	if !c.Stage1().Caps.Has(stage1test.MultiApp) {
 		t.Skipf("the %s stage1 runs one app per pod", c.Stage1().Flavor)
 	}
 	// "done" is written after msg is complete: waiting for msg itself could
@@ -192,7 +192,6 @@ func TestMultiAppSharedVolume(t *testing.T) {
 func TestHostInteractiveTerminal(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
 	script := c.RequireTool("script")
 	args := []string{c.A.Rkt, "--dir=" + c.Dir, "--local-config=" + c.LocalConfig, "--system-config=" + c.SystemConfig,
 		"--user-config=" + c.UserConfig, testutil.Insecure, "run", "--stage1-path=" + c.Stage1().ACI,

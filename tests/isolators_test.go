@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -142,7 +143,7 @@ func isoAppCgroup(t *testing.T, c *testutil.Ctx, uuid, app, ctrl string) string 
 func TestIsolatorsConfinedApp(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	aci := c.InspectACI("--print-status="+isoStatusFields, "--print-cgroup", "--print-cgroup-limits", "--syscall=socket", "--syscall=getpid",
 		"--print-msg=ready", "--sleep=60s")
 	p, uuid := isoStart(c, append([]string{aci}, isoConfined...)...)
@@ -210,7 +211,7 @@ func isoCgroupOf(cgroup, ctrl string) string {
 func TestIsolatorsDefaults(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	aci := c.InspectACI("--print-status="+isoStatusFields, "--syscall=unshare", "--syscall=socket")
 	r := c.ExpectOK(c.Run(aci))
 	isoExpect(t, "default", r.Stdout, map[string]string{
@@ -253,7 +254,7 @@ func isoSelfStatus(t *testing.T) string {
 func TestIsolatorsNonRoot(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	r := c.ExpectOK(c.Run(c.InspectACI("--print-status="+isoStatusFields, "--print-user"), "--user=1000"))
 	isoExpect(t, "--user=1000", r.Stdout, map[string]string{
 		"CapBnd": isoDefaultCaps, "CapEff": isoNoCaps, "CapPrm": isoNoCaps, "CapAmb": isoNoCaps,
@@ -269,7 +270,7 @@ func TestIsolatorsNonRoot(t *testing.T) {
 func TestIsolatorsBadFlags(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	aci := c.InspectACI("--print-msg=app-ran")
 	for _, tc := range []struct {
 		name string
@@ -296,7 +297,7 @@ func TestIsolatorsBadFlags(t *testing.T) {
 func TestIsolatorsOOM(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	uuidFile := c.Path("uuid")
 	r := c.Run("--uuid-file-save="+uuidFile, c.InspectACI("--print-msg=allocating", "--alloc-mb=200", "--print-msg=survived"), "--memory=50M")
 	if r.Code != 137 || strings.Contains(r.Stdout, "survived") || !strings.Contains(r.Stdout, "allocating") {
@@ -316,7 +317,7 @@ func TestIsolatorsOOM(t *testing.T) {
 func TestIsolatorsThrottled(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	p, uuid := isoStart(c, c.InspectACI("--print-msg=ready", "--busy-cpu=400ms", "--print-msg=busy-done", "--sleep=60s"), "--cpu=200m")
 	app := "inspect"
 	dir := isoAppCgroup(t, c, uuid, app, "cpu")
@@ -360,7 +361,7 @@ func TestIsolatorsThrottled(t *testing.T) {
 func TestIsolatorsEnter(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Isolators)
 	probe := []string{"--print-status=" + isoStatusFields, "--print-cgroup", "--syscall=socket"}
 	args := append([]string{c.InspectACI(append(probe, "--print-msg=ready", "--sleep=60s")...)}, isoConfined...)
 	p, uuid := isoStart(c, args...)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -11,7 +12,7 @@ import (
 // exited, per app and in all, until gc removes it.
 func TestLogs(t *testing.T) {
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.BootsSystemd)
 	c.RequireTool("journalctl")
 	img := c.WriteImage(c.A.InspectImage("example.com/logs", "--print-msg=logged-line"))
 	uuidFile := c.Path("uuid")

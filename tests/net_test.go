@@ -14,6 +14,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/stage1/podnet/podnettest"
 	"github.com/rktng/rkt/tests/testutil"
 )
@@ -105,7 +106,7 @@ func hostTraces(t *testing.T, keys []string) []string {
 }
 
 func requireNetTools(c *testutil.Ctx) {
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.Networks)
 	for _, tool := range []string{"ip", "iptables-save"} {
 		c.RequireTool(tool)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/appc/spec/schema"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -168,10 +169,10 @@ func TestListStatus(t *testing.T) {
 	}
 	expectLine(t, st, "state=exited")
 	expectLine(t, st, "exited=true")
-	if c.Stage1().RecordsAppStatus {
+	if c.Stage1().Caps.Has(stage1test.RecordsAppStatus) {
 		expectLine(t, st, "app-inspect=0")
 	}
-	if p := c.Status(exited); p.State != "exited" || (c.Stage1().RecordsAppStatus && (p.Apps[0].ExitCode == nil || *p.Apps[0].ExitCode != 0)) {
+	if p := c.Status(exited); p.State != "exited" || (c.Stage1().Caps.Has(stage1test.RecordsAppStatus) && (p.Apps[0].ExitCode == nil || *p.Apps[0].ExitCode != 0)) {
 		t.Errorf("status JSON of the exited pod: %+v", p)
 	}
 	expectLine(t, c.ExpectOK(c.Rkt("status", "--uuid-file="+uuidFile)), "state=exited")
@@ -236,7 +237,7 @@ func TestStop(t *testing.T) {
 	if err := json.Unmarshal([]byte(w.Stdout), &wp); err != nil || wp.State != "exited" {
 		t.Errorf("status --wait: %v %v", err, w)
 	}
-	if c.Stage1().RecordsAppStatus && (len(wp.Apps) != 1 || wp.Apps[0].ExitCode == nil || *wp.Apps[0].ExitCode != 7) {
+	if c.Stage1().Caps.Has(stage1test.RecordsAppStatus) && (len(wp.Apps) != 1 || wp.Apps[0].ExitCode == nil || *wp.Apps[0].ExitCode != 7) {
 		t.Errorf("status --wait: app exit code: %+v", wp.Apps)
 	}
 	// A unit's ExecStop= must not fail when the pod ended first.

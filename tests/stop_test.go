@@ -13,6 +13,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
 
@@ -27,7 +28,7 @@ import (
 func TestStopAtRandomMoments(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.BootsSystemd | stage1test.RecordsAppStatus)
 	image := func(name string, args ...string) string {
 		im := c.A.InspectImage("example.com/"+name, append(args, "--print-msg=ready", "--sleep=120s")...)
 		im.AddMountPoint("vol", "/vol", false)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/stage1/cgroups"
 	"github.com/rktng/rkt/tests/testutil"
 )
@@ -21,7 +22,7 @@ import (
 // requireSystemdHost skips unless PID 1 is systemd and cgroups are pure v2.
 func requireSystemdHost(c *testutil.Ctx) {
 	c.T.Helper()
-	c.RequireFlavor("host")
+	c.RequireCaps(stage1test.BootsSystemd)
 	comm, _ := os.ReadFile("/proc/1/comm")
 	if strings.TrimSpace(string(comm)) != "systemd" || !isoPureV2() {
 		c.T.Skip("needs systemd as PID 1 and pure cgroup v2 (`./build.sh test-host` runs it in a Debian 12 guest)")

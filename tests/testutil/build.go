@@ -10,7 +10,8 @@
 //	RKT_STAGE1=fly (default)  build ./stage1-fly and pack it as an ACI
 //	RKT_STAGE1=host           build ./stage1/host and ./stage2/cmd/stage2, assemble
 //	                          them with stage1/mkrootfs.sh (needs systemd-nspawn)
-//	RKT_STAGE1=/path/to.aci   any stage1 image; RKT_STAGE1_FLAVOR=fly|host says how it behaves
+//	RKT_STAGE1=/path/to.aci   any stage1 image; RKT_STAGE1_FLAVOR=fly|host says how it behaves,
+//	                          RKT_STAGE1_CAPS=app-status,enter,... what it can do (stage1test.Caps)
 //
 // RKT_TEST_PREBUILT=DIR takes rkt and inspect from DIR instead of building
 // them (with RKT_STAGE1=/path/to.aci): a test binary made with `go test -c`
@@ -40,6 +41,7 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/common/stage1/stage1test"
 )
 
 // Stage1 is the stage1 image the suite runs pods with, and what the tests
@@ -47,11 +49,33 @@ import (
 type Stage1 struct {
 	Flavor string // "fly" or "host"
 	ACI    string // path of the image, passed as --stage1-path
-	// RecordsAppStatus: the stage1 writes rkt/status/<app>, so status and
-	// list report the apps' exit codes (fly cannot: the app replaces it).
-	RecordsAppStatus bool
-	// MultiApp: the stage1 runs pods of more than one app.
-	MultiApp bool
+	// Caps is what the stage1 declares it can do: tests gate on these
+	// (Ctx.RequireCaps), not on Flavor.
+	Caps stage1test.Caps
+}
+
+// EnvStage1Caps overrides the capabilities of a stage1 given by path
+// (stage1test.ParseCaps's form: "app-status,multi-app,enter,...").
+const EnvStage1Caps = "RKT_STAGE1_CAPS"
+
+// flavorStage1 is the Stage1 of an image given by path: the capabilities
+// of its flavor unless RKT_STAGE1_CAPS says otherwise.
+func flavorStage1(flavor, aci string) (Stage1, error) {
+	if flavor == "" {
+		flavor = "host"
+	}
+	s := Stage1{Flavor: flavor, ACI: aci, Caps: stage1test.Host}
+	if flavor == "fly" {
+		s.Caps = stage1test.Fly
+	}
+	if v, ok := os.LookupEnv(EnvStage1Caps); ok {
+		caps, err := stage1test.ParseCaps(v)
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", EnvStage1Caps, err)
+		}
+		s.Caps = caps
+	}
+	return s, nil
 }
 
 // Artifacts are what every test shares: built once, read-only afterwards.
@@ -147,11 +171,8 @@ func prebuilt(dir string) (*Artifacts, error) {
 	if _, err := os.Stat(stage1); err != nil {
 		return nil, fmt.Errorf("RKT_STAGE1=%s: %w", stage1, err)
 	}
-	if flavor == "" {
-		flavor = "host"
-	}
-	a.Stage1 = Stage1{Flavor: flavor, ACI: stage1, RecordsAppStatus: flavor != "fly", MultiApp: flavor != "fly"}
-	return a, nil
+	a.Stage1, err = flavorStage1(flavor, stage1)
+	return a, err
 }
 
 func build() (*Artifacts, error) {
@@ -209,21 +230,20 @@ func build() (*Artifacts, error) {
 		if err := buildFlyACI(root, flyBin, aci); err != nil {
 			return nil, err
 		}
-		a.Stage1 = Stage1{Flavor: "fly", ACI: aci}
+		a.Stage1 = Stage1{Flavor: "fly", ACI: aci, Caps: stage1test.Fly}
 	case "host":
 		aci := filepath.Join(dir, "stage1-host.aci")
 		if err := buildHostACI(root, dir, aci); err != nil {
 			return nil, err
 		}
-		a.Stage1 = Stage1{Flavor: "host", ACI: aci, RecordsAppStatus: true, MultiApp: true}
+		a.Stage1 = Stage1{Flavor: "host", ACI: aci, Caps: stage1test.Host}
 	default:
 		if _, err := os.Stat(stage1); err != nil {
 			return nil, fmt.Errorf("RKT_STAGE1=%s: %w", stage1, err)
 		}
-		if flavor == "" {
-			flavor = "host"
+		if a.Stage1, err = flavorStage1(flavor, stage1); err != nil {
+			return nil, err
 		}
-		a.Stage1 = Stage1{Flavor: flavor, ACI: stage1, RecordsAppStatus: flavor != "fly", MultiApp: flavor != "fly"}
 	}
 	return a, nil
 }

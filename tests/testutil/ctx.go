@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rktng/rkt/common/stage1/stage1test"
 )
 
 // DefaultTimeout bounds every rkt invocation; a hung rkt is killed and the
@@ -94,7 +96,17 @@ func (c *Ctx) Sub(t *testing.T) *Ctx {
 // Stage1 is the stage1 under test.
 func (c *Ctx) Stage1() Stage1 { return c.A.Stage1 }
 
-// RequireFlavor skips the test unless the stage1 under test has the flavor.
+// RequireCaps skips the test unless the stage1 under test declares every
+// capability of caps.
+func (c *Ctx) RequireCaps(caps stage1test.Caps) {
+	c.T.Helper()
+	if !c.A.Stage1.Caps.Has(caps) {
+		c.T.Skipf("needs a stage1 that can do %s; the %s stage1 under test can do %q", caps, c.A.Stage1.Flavor, c.A.Stage1.Caps)
+	}
+}
+
+// RequireFlavor skips the test unless the stage1 under test has the
+// flavor: for tests that need one run, not a capability (RequireCaps).
 func (c *Ctx) RequireFlavor(flavor string) {
 	c.T.Helper()
 	if c.A.Stage1.Flavor != flavor {
