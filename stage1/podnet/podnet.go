@@ -319,7 +319,9 @@ func loadRecords(podDir string) ([]record, error) {
 
 // Teardown deletes every recorded attachment (last first) and then the
 // namespace. It is idempotent: what is gone is skipped, and a record is
-// removed only once its DEL succeeded.
+// removed only once its DEL succeeded. An attachment whose interface is no
+// longer there (its namespace went with the mount namespace it was bound
+// in) is deleted through a stand-in namespace (standin.go).
 func Teardown(ctx context.Context, podDir, uuid string, pluginDirs []string) error {
 	recs, err := loadRecords(podDir)
 	if err != nil {
@@ -329,12 +331,17 @@ func Teardown(ctx context.Context, podDir, uuid string, pluginDirs []string) err
 	if !IsNetNS(netns) {
 		netns = "" // plugins then release what lives outside the namespace
 	}
+	// For the stand-ins; missing (a pod of an earlier rkt) is fine.
+	infos, _ := network.LoadInfo(podDir)
 	cni := libcni.NewCNIConfigWithCacheDir(pluginDirs, cacheDir(podDir), nil)
 	var errs []error
 	for _, r := range recs {
-		if err := detach(ctx, cni, podDir, uuid, netns, r); err != nil {
+		if err := detach(ctx, cni, podDir, uuid, netns, infos, r); err != nil {
 			errs = append(errs, fmt.Errorf("deleting network %q: %w", r.Name, err))
 		}
+	}
+	if err := DeleteNetNS(standInPath(podDir)); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		// Keep the namespace: a later gc retries with it.
@@ -343,7 +350,7 @@ func Teardown(ctx context.Context, podDir, uuid string, pluginDirs []string) err
 	return DeleteNetNS(NetNSPath(podDir))
 }
 
-func detach(ctx context.Context, cni *libcni.CNIConfig, podDir, uuid, netns string, r record) error {
+func detach(ctx context.Context, cni *libcni.CNIConfig, podDir, uuid, netns string, infos []network.Info, r record) error {
 	conf := filepath.Join(podDir, r.ConfFile)
 	b, err := os.ReadFile(conf)
 	if errors.Is(err, os.ErrNotExist) {
@@ -360,13 +367,38 @@ func detach(ctx context.Context, cni *libcni.CNIConfig, podDir, uuid, netns stri
 	if err != nil {
 		return err
 	}
+	var standInErr error
+	if rt.NetNS, standInErr = delNetNS(cni, list, rt, podDir, infos); rt.NetNS == standInPath(podDir) {
+		defer DeleteNetNS(rt.NetNS)
+	}
 	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
-		return err
+		return errors.Join(err, standInErr)
 	}
 	if err := os.Remove(conf + recordSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return nil
+	// What the plugins did release stays released; a stand-in that could
+	// not be made is reported (the masquerade may be left).
+	return standInErr
+}
+
+// delNetNS is the namespace DEL of the attachment is given: the pod's
+// while it holds the pod's interface, else a stand-in holding the
+// interface's recorded addresses, else the pod's (or none) as it is.
+func delNetNS(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, podDir string, infos []network.Info) (string, error) {
+	if rt.NetNS != "" {
+		if ok, err := hasLink(rt.NetNS, rt.IfName); ok || err != nil {
+			return rt.NetNS, err
+		}
+	}
+	addrs := recordedAddrs(cni, list, rt, infos)
+	if len(addrs) == 0 {
+		return rt.NetNS, nil
+	}
+	if err := createStandIn(standInPath(podDir), rt.IfName, addrs); err != nil {
+		return rt.NetNS, err
+	}
+	return standInPath(podDir), nil
 }
 
 // CreateNetNS makes a network namespace with loopback up and binds it at

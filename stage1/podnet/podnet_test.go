@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/common/network"
 	"github.com/rktng/rkt/stage1/podnet/podnettest"
@@ -161,6 +164,74 @@ func TestDefaultNetworkSetupTeardown(t *testing.T) {
 	}
 	if err := Teardown(ctx, podDir, uuid, cfg.PluginDirs); err != nil {
 		t.Errorf("second teardown: %v", err)
+	}
+}
+
+// TestTeardownWithoutPodInterface: the pod's side is gone by gc, because
+// its namespace went with the mount namespace it was bound in (rkt run
+// under unshare -m, a unit with PrivateMounts=) or a DEL failed after
+// deleting the interface; teardown still leaves nothing of the pod on the
+// host, IP masquerade chain and forwarded port included.
+func TestTeardownWithoutPodInterface(t *testing.T) {
+	bin := plugins(t)
+	for i, tc := range []struct {
+		name string
+		lose func(netns string) error
+	}{
+		{"namespace unbound", func(netns string) error { return unix.Unmount(netns, unix.MNT_DETACH) }},
+		{"interface deleted", func(netns string) error {
+			if b, err := exec.Command("nsenter", "--net="+netns, "ip", "link", "del", "eth0").CombinedOutput(); err != nil {
+				return fmt.Errorf("%v: %s", err, b)
+			}
+			return nil
+		}},
+		{"namespace unbound, no CNI cache", func(netns string) error {
+			if err := os.RemoveAll(filepath.Join(filepath.Dir(netns), network.PodNetDir, "cache")); err != nil {
+				return err
+			}
+			return unix.Unmount(netns, unix.MNT_DETACH)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			podDir := t.TempDir()
+			uuid := newUUID(t, 100+i)
+			cfg := Config{PodDir: podDir, UUID: uuid, Nets: selectNets(t, nil, "default"), PluginDirs: []string{bin},
+				Ports: []PortMapping{{HostPort: 18990 + i, ContainerPort: 80, Protocol: "tcp"}}}
+			res, err := Setup(ctx, cfg)
+			if err != nil {
+				Teardown(ctx, podDir, uuid, cfg.PluginDirs)
+				t.Fatal(err)
+			}
+			keys := []string{uuid, res.PodIP().String() + " "}
+			if st := hostState(t, keys, nil, nil); !strings.Contains(strings.Join(st, "\n"), "MASQUERADE") {
+				t.Fatalf("no masquerade rule of the pod after setup: the test proves nothing:\n%s", strings.Join(st, "\n"))
+			}
+			if err := tc.lose(res.NetNS); err != nil {
+				t.Fatal(err)
+			}
+			if err := Teardown(ctx, podDir, uuid, cfg.PluginDirs); err != nil {
+				t.Fatal(err)
+			}
+			// The veth and its route go with the namespace, which the
+			// kernel destroys a little after its last reference.
+			var st []string
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if st = hostState(t, keys, nil, nil); len(st) == 0 || time.Now().After(deadline) {
+					break
+				}
+			}
+			if len(st) != 0 {
+				t.Errorf("left on the host after teardown:\n%s", strings.Join(st, "\n"))
+			}
+			if ents, _ := os.ReadDir(filepath.Join(podDir, network.PodNetDir)); len(ents) > 0 {
+				for _, e := range ents {
+					if strings.HasPrefix(e.Name(), "standin") {
+						t.Errorf("stand-in left in the pod's net directory: %s", e.Name())
+					}
+				}
+			}
+		})
 	}
 }
 
