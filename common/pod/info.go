@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,15 +27,52 @@ func (p *Pod) readFile(name string) ([]byte, error) {
 	}
 	fd, err := unix.Openat(p.fd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		perr := &os.PathError{Op: "open", Path: filepath.Join(p.Path(), name), Err: err}
-		if err == unix.ENOENT {
-			return nil, fmt.Errorf("%w: %w", perr, ErrNotFound)
-		}
-		return nil, perr
+		return nil, &fileError{op: "open", dir: p.Path(), name: name, err: err}
 	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	return io.ReadAll(f)
+	// Read without an *os.File: list reads several small files of every
+	// pod, and os.NewFile costs a fcntl(2) and a finalizer each time.
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fileError{op: "read", dir: p.Path(), name: name, err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
+// fileError is a failed open or read of a file in the pod directory, as
+// an *os.PathError says it, and ErrNotFound when the file is missing. Its
+// message is built only when printed: list meets missing files in most
+// pods and only tests for them.
+type fileError struct {
+	op, dir, name string
+	err           error
+}
+
+func (e *fileError) Error() string {
+	s := (&os.PathError{Op: e.op, Path: filepath.Join(e.dir, e.name), Err: e.err}).Error()
+	if e.err == unix.ENOENT {
+		s += ": " + ErrNotFound.Error()
+	}
+	return s
+}
+
+func (e *fileError) Unwrap() []error {
+	if e.err == unix.ENOENT {
+		return []error{e.err, ErrNotFound}
+	}
+	return []error{e.err}
 }
 
 func (p *Pod) readInt(name string) (int, error) {
@@ -140,6 +176,39 @@ func onlyChild(ppid int) (int, error) {
 	return 0, fmt.Errorf("process %d (ppid) has %d children, want one", ppid, len(children))
 }
 
+// exitCodeError is AppExitCode's error, formatted only when printed (see
+// fileError).
+type exitCodeError struct {
+	app string
+	pod types.UUID
+	err error
+}
+
+func (e *exitCodeError) Error() string {
+	return fmt.Sprintf("exit code of app %s in pod %s: %v", e.app, e.pod, e.err)
+}
+
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// stage1Upper is the upper directory of the stage1 rootfs's overlay,
+// relative to the pod directory, or "" when the pod has no stage1 tree
+// (yet). The tree never changes once written, so it is read once per Pod.
+// Where the stage1 rootfs is a copy rather than an overlay, the directory
+// does not exist and reads below it fail as not found.
+func (p *Pod) stage1Upper() string {
+	if p.upper != "" {
+		return p.upper
+	}
+	id, err := p.readFile(Stage1TreeFile)
+	if err != nil {
+		return ""
+	}
+	if id := strings.TrimSpace(string(id)); id != "" && !strings.Contains(id, "/") {
+		p.upper = filepath.Join(OverlayDir, id, "upper")
+	}
+	return p.upper
+}
+
 // AppExitCode reads rkt/status/<app> in the stage1 rootfs: the app's exit
 // code, written by stage1 when the app has exited (ErrNotFound before).
 // When the stage1 rootfs is an overlay, the file is read from the overlay's
@@ -150,12 +219,8 @@ func (p *Pod) AppExitCode(app string) (int, error) {
 	}
 	rel := filepath.Join("rkt", "status", app)
 	var candidates []string
-	if _, err := p.statAt(OverlayMarker); err == nil {
-		if id, err := p.readFile(Stage1TreeFile); err == nil {
-			if id := strings.TrimSpace(string(id)); id != "" && !strings.Contains(id, "/") {
-				candidates = append(candidates, filepath.Join(OverlayDir, id, "upper", rel))
-			}
-		}
+	if upper := p.stage1Upper(); upper != "" {
+		candidates = append(candidates, filepath.Join(upper, rel))
 	}
 	candidates = append(candidates, filepath.Join(stage1RootfsRel, rel))
 	var err error
@@ -169,7 +234,7 @@ func (p *Pod) AppExitCode(app string) (int, error) {
 			break
 		}
 	}
-	return 0, fmt.Errorf("exit code of app %s in pod %s: %w", app, p.UUID, err)
+	return 0, &exitCodeError{app: app, pod: p.UUID, err: err}
 }
 
 // CreatedAt is when the pod was created: the mtime of pod-created, or of
@@ -187,6 +252,10 @@ func (p *Pod) CreatedAt() time.Time {
 // StartedAt is when the pod was started: the mtime of pod-started (written
 // by stage0 right before exec'ing stage1), else of the pid or ppid file.
 func (p *Pod) StartedAt() (time.Time, bool) {
+	switch p.state {
+	case Embryo, Preparing, AbortedPrepare, Prepared:
+		return time.Time{}, false // not started (as of the last look)
+	}
 	for _, name := range []string{StartedFile, PIDFile, PPIDFile} {
 		if st, err := p.statAt(name); err == nil {
 			return mtime(st), true
@@ -204,10 +273,8 @@ func (p *Pod) ExitedAt() (time.Time, bool) {
 	}
 	var newest time.Time
 	dirs := []string{filepath.Join(stage1RootfsRel, "rkt", "status")}
-	if id, err := p.readFile(Stage1TreeFile); err == nil {
-		if id := strings.TrimSpace(string(id)); id != "" && !strings.Contains(id, "/") {
-			dirs = append(dirs, filepath.Join(OverlayDir, id, "upper", "rkt", "status"))
-		}
+	if upper := p.stage1Upper(); upper != "" {
+		dirs = append(dirs, filepath.Join(upper, "rkt", "status"))
 	}
 	for _, d := range dirs {
 		entries, err := os.ReadDir(filepath.Join(p.Path(), d))
@@ -299,10 +366,8 @@ func (p *Pod) waitUnlocked(ctx context.Context) error {
 // another mount namespace).
 func (p *Pod) SupervisorReady() bool {
 	paths := []string{filepath.Join(stage1RootfsRel, stage1.SupervisorStatusFile)}
-	if id, err := p.readFile(Stage1TreeFile); err == nil {
-		if id := strings.TrimSpace(string(id)); id != "" && !strings.Contains(id, "/") {
-			paths = append(paths, filepath.Join(OverlayDir, id, "upper", stage1.SupervisorStatusFile))
-		}
+	if upper := p.stage1Upper(); upper != "" {
+		paths = append(paths, filepath.Join(upper, stage1.SupervisorStatusFile))
 	}
 	for _, rel := range paths {
 		if t, err := os.Readlink(filepath.Join(p.Path(), rel)); err == nil && t == stage1.SupervisorReady {

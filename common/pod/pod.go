@@ -164,11 +164,17 @@ type Pod struct {
 	state   State
 	fd      int // the pod directory, O_RDONLY|O_DIRECTORY|O_CLOEXEC; -1 once closed
 	lock    lockMode
+	upper   string // see stage1Upper
+	path    string // Path for pathDir, kept: list calls Path for every file
+	pathDir string
 }
 
 // Path is the pod directory as of the last state change or Refresh.
 func (p *Pod) Path() string {
-	return filepath.Join(PodsDir(p.dataDir), p.dir, p.UUID.String())
+	if p.path == "" || p.pathDir != p.dir {
+		p.path, p.pathDir = filepath.Join(PodsDir(p.dataDir), p.dir, p.UUID.String()), p.dir
+	}
+	return p.path
 }
 
 // DataDir is the rkt data directory the pod belongs to.
@@ -420,14 +426,13 @@ func (p *Pod) Refresh() error {
 	return fmt.Errorf("pod %s: %w", p.UUID, ErrNotFound)
 }
 
-// statAt stats name inside the pod directory.
+// statAt stats name inside the pod directory. Its callers only ask whether
+// the file is there, so the error is the bare errno (no path is built for
+// each of the files list finds missing).
 func (p *Pod) statAt(name string) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	err := unix.Fstatat(p.fd, name, &st, 0)
-	if err != nil {
-		return st, &os.PathError{Op: "stat", Path: filepath.Join(p.Path(), name), Err: err}
-	}
-	return st, nil
+	return st, err
 }
 
 func mtime(st unix.Stat_t) time.Time {

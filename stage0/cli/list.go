@@ -45,7 +45,7 @@ func runList(g *globals, f listFlags) error {
 	// Each pod is read on its own (its directory only), in parallel.
 	infos := make([]podJSON, len(pods))
 	pod.Parallel(len(pods), func(i int) {
-		infos[i] = describePod(pods[i])
+		infos[i] = describePod(pods[i], false)
 		pods[i].Close()
 	})
 	// One write at the end rather than one per table cell.

@@ -63,8 +63,10 @@ type mountJSON struct {
 }
 
 // describePod reads what rkt knows about p. A pod whose manifest cannot be
-// read yet (embryo, preparing) is described by its state alone.
-func describePod(p *pod.Pod) podJSON {
+// read yet (embryo, preparing) is described by its state alone. The pid,
+// which only status prints, is looked up when withPID is set: list does
+// not wait for a starting pod's pid.
+func describePod(p *pod.Pod, withPID bool) podJSON {
 	j := podJSON{Name: p.UUID.String(), State: p.State().JSONName(), imageName: map[string]string{}}
 	j.created = p.CreatedAt()
 	if !j.created.IsZero() {
@@ -78,12 +80,12 @@ func describePod(p *pod.Pod) podJSON {
 	}
 	running := p.State() == pod.Running
 	j.exited = p.State().AfterRun()
-	if running || j.exited || p.State() == pod.Deleting {
+	if withPID && (running || j.exited || p.State() == pod.Deleting) {
 		if pid, err := p.PID(); err == nil {
 			j.pid = pid
 		}
 	}
-	pm, _, err := p.Manifest()
+	pm, err := p.Summary()
 	if err != nil {
 		return j
 	}
@@ -97,17 +99,18 @@ func describePod(p *pod.Pod) podJSON {
 	vols := map[string]string{}
 	ro := map[string]bool{}
 	for _, v := range pm.Volumes {
-		vols[v.Name.String()] = v.Source
+		vols[v.Name] = v.Source
 		if v.ReadOnly != nil {
-			ro[v.Name.String()] = *v.ReadOnly
+			ro[v.Name] = *v.ReadOnly
 		}
 	}
-	for _, ra := range pm.Apps {
-		name := ra.Name.String()
-		a := appJSON{Name: name, ImageID: ra.Image.ID.String(), State: "created"}
+	for i := range pm.Apps {
+		ra := &pm.Apps[i]
+		name := ra.Name
+		a := appJSON{Name: name, ImageID: ra.Image.ID, State: "created"}
 		if ra.Image.Name != nil {
-			j.imageName[name] = ra.Image.Name.String()
-			if v, ok := ra.Image.Labels.Get("version"); ok {
+			j.imageName[name] = *ra.Image.Name
+			if v, ok := ra.ImageLabel("version"); ok {
 				j.imageName[name] += ":" + v
 			}
 		}
@@ -128,8 +131,8 @@ func describePod(p *pod.Pod) podJSON {
 			}
 		}
 		for _, m := range ra.Mounts {
-			a.Mounts = append(a.Mounts, mountJSON{Name: m.Volume.String(), ContainerPath: m.Path,
-				HostPath: vols[m.Volume.String()], ReadOnly: ro[m.Volume.String()]})
+			a.Mounts = append(a.Mounts, mountJSON{Name: m.Volume, ContainerPath: m.Path,
+				HostPath: vols[m.Volume], ReadOnly: ro[m.Volume]})
 		}
 		switch {
 		case running || j.exited:

@@ -106,7 +106,7 @@ func runStatus(g *globals, f statusFlags, arg string) error {
 			return fmt.Errorf("waiting for pod %s to exit: %w", p.UUID, err)
 		}
 	}
-	j := describePod(p)
+	j := describePod(p, true)
 	if f.Format != "" {
 		return printJSON(g.stdout, j, f.Format)
 	}
