@@ -68,7 +68,7 @@ func buildImage(dir string) error {
 			return err
 		}
 	}
-	for _, d := range []string{"rkt/status", "rkt/env"} {
+	for _, d := range []string{stage1.StatusDir, stage1.EnvDir} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			return err
 		}

@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 
+	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/common/stage1/stage1test"
 )
 
@@ -96,4 +99,32 @@ func newPod(t testing.TB, apps []stage1test.App, volumes ...types.Volume) *stage
 func emptyVolume(name, mode string) types.Volume {
 	zero := 0
 	return types.Volume{Name: types.ACName(name), Kind: "empty", Mode: &mode, UID: &zero, GID: &zero}
+}
+
+// TestImageManifest: the image names the entrypoints stage1-host answers
+// to, at the contract's interface version.
+func TestImageManifest(t *testing.T) {
+	requirePods(t)
+	b, err := os.ReadFile(filepath.Join(stage1Image(t), "manifest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m schema.ImageManifest
+	if err := m.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != stage1.NameHost {
+		t.Errorf("name %s, want %s", m.Name, stage1.NameHost)
+	}
+	for ann, want := range map[string]string{
+		stage1.AnnRun: "/init", stage1.AnnEnter: "/enter", stage1.AnnStop: "/stop", stage1.AnnGC: "/gc",
+		stage1.AnnInterfaceVersion: strconv.Itoa(stage1.InterfaceVersion),
+	} {
+		if got, _ := m.Annotations.Get(ann); got != want {
+			t.Errorf("annotation %s = %q, want %q", ann, got, want)
+		}
+	}
+	if v, _ := m.Annotations.Get(stage1.AnnSystemdVersion); v == "" {
+		t.Errorf("annotation %s missing", stage1.AnnSystemdVersion)
+	}
 }

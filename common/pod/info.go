@@ -217,7 +217,7 @@ func (p *Pod) AppExitCode(app string) (int, error) {
 	if _, err := types.NewACName(app); err != nil {
 		return 0, fmt.Errorf("app name %q: %w", app, err)
 	}
-	rel := filepath.Join("rkt", "status", app)
+	rel := filepath.Join(stage1.StatusDir, app)
 	var candidates []string
 	if upper := p.stage1Upper(); upper != "" {
 		candidates = append(candidates, filepath.Join(upper, rel))
@@ -272,9 +272,9 @@ func (p *Pod) ExitedAt() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	var newest time.Time
-	dirs := []string{filepath.Join(stage1RootfsRel, "rkt", "status")}
+	dirs := []string{filepath.Join(stage1RootfsRel, stage1.StatusDir)}
 	if upper := p.stage1Upper(); upper != "" {
-		dirs = append(dirs, filepath.Join(upper, "rkt", "status"))
+		dirs = append(dirs, filepath.Join(upper, stage1.StatusDir))
 	}
 	for _, d := range dirs {
 		entries, err := os.ReadDir(filepath.Join(p.Path(), d))

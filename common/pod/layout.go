@@ -1,6 +1,10 @@
 package pod
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"github.com/rktng/rkt/common/stage1"
+)
 
 // Names inside a pod directory (pods/<state>/<uuid>). They are part of the
 // stage1 contract (common/stage1/CONTRACT.md) and of rkt's on-disk layout.
@@ -61,7 +65,7 @@ func AppRootfsPath(podDir, app string) string {
 // StatusDir is rkt/status inside the stage1 rootfs; <app> in it holds the
 // app's decimal exit code once the app has exited.
 func StatusDir(podDir string) string {
-	return filepath.Join(Stage1RootfsPath(podDir), "rkt", "status")
+	return filepath.Join(Stage1RootfsPath(podDir), stage1.StatusDir)
 }
 
 // AppStatusPath is rkt/status/<app>.
@@ -71,7 +75,7 @@ func AppStatusPath(podDir, app string) string {
 
 // AppEnvPath is rkt/env/<app>: the app's environment, one K=V per line.
 func AppEnvPath(podDir, app string) string {
-	return filepath.Join(Stage1RootfsPath(podDir), "rkt", "env", app)
+	return filepath.Join(Stage1RootfsPath(podDir), stage1.EnvDir, app)
 }
 
 // OverlayUpperPath is the upper dir of app over tree treeID; app "" is the

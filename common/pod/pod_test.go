@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rktng/rkt/common/stage1"
 )
 
 // The test binary doubles as a helper process that holds a pod lock, so that
@@ -596,7 +598,7 @@ func TestAppExitCodeAndTimes(t *testing.T) {
 	// overlay: the upper directory wins
 	os.WriteFile(filepath.Join(p.Path(), OverlayMarker), nil, 0o644)
 	os.WriteFile(filepath.Join(p.Path(), Stage1TreeFile), []byte("deps-sha512-abc\n"), 0o644)
-	upper := filepath.Join(OverlayUpperPath(p.Path(), "deps-sha512-abc", ""), "rkt", "status")
+	upper := filepath.Join(OverlayUpperPath(p.Path(), "deps-sha512-abc", ""), stage1.StatusDir)
 	os.MkdirAll(upper, 0o755)
 	os.WriteFile(filepath.Join(upper, "web"), []byte("3\n"), 0o644)
 	if code, err := p.AppExitCode("web"); err != nil || code != 3 {

@@ -65,8 +65,17 @@ const (
 	EnvSystemConfig = "RKT_SYSTEM_CONFIG"
 )
 
-// Files a stage1 writes in its rootfs for stage0 (rkt 1.30's contract).
+// Files a stage1 writes in its rootfs for stage0 (rkt 1.30's contract),
+// relative to the stage1 rootfs; the stage1 sees them at "/" + the name
+// inside the pod.
 const (
+	// StatusDir holds <app>, the app's decimal exit code, once the app has
+	// exited. A stage1 image must contain the directory (rkt 1.30's stage0
+	// touches it); common/pod reads it (pod.StatusDir, AppStatusPath).
+	StatusDir = "rkt/status"
+	// EnvDir holds <app>, the app's environment (pod.AppEnvPath).
+	EnvDir = "rkt/env"
+
 	// SupervisorStatusFile, relative to the stage1 rootfs, is a symlink to
 	// SupervisorReady once the pod's supervisor has started the apps:
 	// rkt 1.30's `status --wait-ready` polls it.

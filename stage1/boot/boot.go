@@ -324,7 +324,7 @@ func writeMachine(rootfs, hostname, machineID string, interactive bool) error {
 			return fmt.Errorf("writing %s: %w", rel, err)
 		}
 	}
-	for _, d := range []string{"var/log/journal", "rkt/status", "rkt/env"} {
+	for _, d := range []string{"var/log/journal", stage1.StatusDir, stage1.EnvDir} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", d, err)
 		}

@@ -15,12 +15,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage2"
 )
 
 // Paths inside the pod.
 const (
-	StatusDir = "/rkt/status"
+	StatusDir = "/" + stage1.StatusDir
 	// failedMarker is created by the first app to fail: its status, not a
 	// later one's, becomes the pod's.
 	failedMarker = "/rkt/pod-failed"
