@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,12 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/appc/spec/schema/types"
 
+	"github.com/rktng/rkt/aci/acibuild"
 	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/stage1/podnet/podnettest"
 	"github.com/rktng/rkt/tests/testutil"
@@ -386,20 +389,61 @@ func TestNetUserBridge(t *testing.T) {
 	}
 }
 
-// TestNetGCAndKill: pods started and gc'd, and rkt killed with SIGKILL in
-// the middle of its network setup then gc'd, leave no link, route,
+// TestNetGCAndKill: pods started and gc'd, and rkt killed with SIGKILL at
+// points spread over its network setup then gc'd, leave no link, route,
 // iptables rule or IPAM reservation of theirs on the host.
+//
+// 100 pods go through rkt: 5 that boot and run their app, and 95 whose
+// stage1 stops right after the network setup (a host volume that is a file
+// where the image wants a directory is refused after the network is up:
+// stage1/boot.Prepare). For the network those 95 are the same as booted
+// pods: stage0 prepares them, the stage1's init attaches them (CNI ADD with
+// the same plugins, records and namespace), gc runs their stage1's gc
+// entrypoint (CNI DEL). Booting nspawn and systemd for each would cost
+// 1-3 s a pod on a loaded 2-core CI machine, minutes for 100, and test
+// nothing more of the network. They go in two rounds of gc, so as not to
+// hold half of 172.16.28.0/24, which other pods on the host share.
 func TestNetGCAndKill(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
 	requireNetTools(c)
 	aci := c.WriteImage(c.A.InspectImage("example.com/net-true"))
 	sleeper := c.WriteImage(c.A.InspectImage("example.com/net-sleep", "--sleep=30s"))
+	im := c.A.InspectImage("example.com/net-dirvol")
+	im.Files = append(im.Files, acibuild.File{Path: "vol", Mode: os.ModeDir | 0o755, Type: tar.TypeDir})
+	im.AddMountPoint("vol", "/vol", false)
+	failsAfterNet := []string{"--volume=vol,kind=host,source=" + c.WriteFile("not-a-dir", "x"), c.WriteImage(im)}
+
+	var keys []string
+	// gc collects the pods there are, checking first that each has left a
+	// trace to look for, and checks the host for traces afterwards.
+	gc := func(what string, want, wantIPs int) {
+		t.Helper()
+		pods := c.List()
+		if len(pods) != want {
+			t.Errorf("%s: %d pods, want %d", what, len(pods), want)
+		}
+		for _, p := range pods {
+			keys = append(keys, p.Name)
+		}
+		ips := podIPs(t, c, pods)
+		if len(ips) < wantIPs {
+			t.Errorf("%s: %d pods hold an IP before gc, want at least %d: the test proves little", what, len(ips), wantIPs)
+		}
+		keys = append(keys, ips...)
+		c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
+		if tr := hostTraces(t, keys); len(tr) > 0 {
+			t.Errorf("%s: left on the host after gc:\n%s", what, strings.Join(tr, "\n"))
+		}
+	}
+
 	for i := 0; i < 5; i++ {
 		c.ExpectOK(c.Run(aci))
 	}
 	records := filepath.Join(c.Dir, "pods", "run", "*", "net", "*.runtime.json")
-	for i := 0; i < 3; i++ {
+	// The record is written just before the plugins run: the kills land
+	// in ptp's IPAM, veth and masquerade steps and in libcni's caching.
+	for _, delay := range []time.Duration{0, 10, 25, 50, 80, 120} {
 		before, _ := filepath.Glob(records)
 		p := c.StartRun(sleeper)
 		deadline := time.Now().Add(30 * time.Second)
@@ -410,23 +454,48 @@ func TestNetGCAndKill(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+		time.Sleep(delay * time.Millisecond)
 		syscall.Kill(-p.Pid(), syscall.SIGKILL)
 		p.Wait(10 * time.Second)
 	}
-	var uuids []string
-	for _, p := range c.List() {
-		uuids = append(uuids, p.Name)
-	}
-	if len(uuids) != 8 {
-		t.Errorf("%d pods, want 8", len(uuids))
-	}
-	c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
-	if tr := hostTraces(t, uuids); len(tr) > 0 {
-		t.Errorf("left on the host after gc:\n%s", strings.Join(tr, "\n"))
+	gc("5 pods run and 6 killed", 11, 0)
+
+	for round := 0; round < 2; round++ {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4)
+		for i := 0; i < 95/2+round; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				c.Expect(c.Run(failsAfterNet...), 254)
+			}()
+		}
+		wg.Wait()
+		gc(fmt.Sprintf("round %d of pods stopped after their network setup", round+1), 95/2+round, 95/2+round)
 	}
 	if ms := testutil.MountsUnder(c.Dir); len(ms) > 0 {
 		t.Errorf("mounts left after gc: %q", ms)
 	}
+}
+
+// podIPs are the addresses host-local reserved for pods (read before
+// gc): the pods' IPs, also of a pod killed before anything recorded them.
+func podIPs(t *testing.T, c *testutil.Ctx, pods []testutil.Pod) []string {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, p := range pods {
+		ids[p.Name] = true
+	}
+	files, _ := filepath.Glob("/var/lib/cni/networks/default/*")
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if id, _, _ := strings.Cut(string(b), "\n"); err == nil && ids[strings.TrimSpace(id)] {
+			out = append(out, filepath.Base(f)+" ")
+		}
+	}
+	return out
 }
 
 // TestNetPrivateMountNS: rkt run in a mount namespace of its own (unshare
@@ -477,5 +546,64 @@ func TestNetPrivateMountNS(t *testing.T) {
 	c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
 	if tr := hostTraces(t, keys); len(tr) > 0 {
 		t.Errorf("left on the host after gc:\n%s", strings.Join(tr, "\n"))
+	}
+}
+
+// TestNetGCStage1Unmounted: gc of a pod whose stage1 is not mounted any
+// more, nor its netns bound, as after a reboot (simulated in a private
+// mount namespace where everything under --dir is unmounted before gc):
+// stage0 mounts the pod's stage1 from the store again for its gc
+// entrypoint and the CNI plugins there, which release the pod's IP and
+// remove its rules and forwarded port.
+func TestNetGCStage1Unmounted(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	requireNetTools(c)
+	unshare := c.RequireTool("unshare")
+	img := c.A.InspectImage("example.com/net-reboot", "--print-ifaces")
+	img.Manifest.App.Ports = []types.Port{{Name: "http", Protocol: "tcp", Port: 8080}}
+	uuidFile := c.Path("uuid")
+	c.ExpectOK(c.Run("--uuid-file-save="+uuidFile, "--port=http:"+strconv.Itoa(freePort(t)), c.WriteImage(img)))
+	uuid := uuidFrom(t, uuidFile)
+	podDir := filepath.Join(c.Dir, "pods", "run", uuid)
+	if _, err := os.Stat(filepath.Join(podDir, "overlay-prepared")); err != nil {
+		t.Skipf("the pod's stage1 is not an overlay mount (%v): nothing to unmount", err)
+	}
+	var nets []podNet
+	b, err := os.ReadFile(filepath.Join(podDir, "net-info.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &nets)
+	}
+	if err != nil || len(nets) != 1 {
+		t.Fatalf("net-info.json: %v %+v", err, nets)
+	}
+	keys := []string{uuid, nets[0].IP + " "}
+	if tr := hostTraces(t, keys); !strings.Contains(strings.Join(tr, "\n"), "MASQUERADE") {
+		t.Fatalf("no masquerade rule of the pod before gc: the test proves nothing:\n%s", strings.Join(tr, "\n"))
+	}
+	unmountAll := `m=$(awk -v d="$0/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+echo "unmounted $(echo "$m" | grep -c "/$1/")" >&2
+echo "$m" | xargs -r -n1 umount -l && shift && exec "$@"`
+	r := c.ExpectOK(c.RktWith(testutil.Opts{Wrap: []string{unshare, "-m", "--propagation", "private", "sh", "-c", unmountAll, c.Dir, uuid}},
+		"gc", "--grace-period=0s"))
+	if strings.Contains(r.Stderr, "unmounted 0") || !strings.Contains(r.Stderr, "unmounted ") {
+		t.Fatalf("nothing of the pod was mounted: the test proves nothing: %v", r)
+	}
+	if strings.Contains(r.Stderr, "stage1 gc") {
+		t.Errorf("the stage1's gc failed: %v", r)
+	}
+	var tr []string
+	// The netns, still bound outside the test's mount namespace, goes
+	// with the pod directory (and the veth with it) a little later.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if tr = hostTraces(t, keys); len(tr) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(tr) > 0 {
+		t.Errorf("left on the host after gc:\n%s", strings.Join(tr, "\n"))
+	}
+	if ms := testutil.MountsUnder(c.Dir); len(ms) > 0 {
+		t.Errorf("mounts left after gc: %q", ms)
 	}
 }
