@@ -240,7 +240,13 @@ func TestAppOutputForm(t *testing.T) {
 	for _, net := range []string{"host", "none", "default"} {
 		r := c.ExpectOK(c.Run("--net="+net, aci))
 		if lines := strings.Split(strings.TrimRight(r.RawStdout, "\n"), "\n"); len(lines) != 1 || !line.MatchString(lines[0]) {
-			t.Errorf("--net=%s: want the app's one line as %q: %q", net, line, r.Stdout)
+			t.Errorf("--net=%s: want the app's one line as %q: %q", net, line, r.RawStdout)
 		}
+	}
+	// Every capability: the pod's systemd must not try to load autofs4
+	// and print its failure (in colour) before the app's line.
+	r := c.ExpectOK(c.RktWith(testutil.Opts{}, "--insecure-options=all", "run", "--stage1-path="+c.Stage1().ACI, aci))
+	if lines := strings.Split(strings.TrimRight(r.RawStdout, "\n"), "\n"); len(lines) != 1 || !line.MatchString(lines[0]) {
+		t.Errorf("--insecure-options=all: want the app's one line as %q: %q", line, r.RawStdout)
 	}
 }

@@ -149,12 +149,16 @@ func (p *Plan) insertArgs(args []string) {
 	}
 }
 
+// sysModule is left out of the full set: see nspawnConfinement.
+const sysModule = "CAP_SYS_MODULE"
+
 // nspawnConfinement widens nspawn's own confinement of the pod to what the
 // apps' isolators ask for; the stage2 helper narrows it again per app.
 // nspawn's bounding set lacks capabilities a retain set may name
 // (CAP_NET_ADMIN, CAP_SYS_TIME...), which would be silently missing, and
 // under --insecure-options=capabilities the app gets the full set, as
-// asked. nspawn's own seccomp filter would outlive
+// asked, but for CAP_SYS_MODULE unless a retain set names it. nspawn's
+// own seccomp filter would outlive
 // --insecure-options=seccomp: it is turned off when no app has a filter.
 func (p *Plan) nspawnConfinement(rootfs string) ([]string, error) {
 	var caps []string
@@ -182,6 +186,12 @@ func (p *Plan) nspawnConfinement(rootfs string) ([]string, error) {
 	switch {
 	case all:
 		args = append(args, "--capability=all")
+		if !seen[sysModule] {
+			// With it the pod's systemd tries to load autofs4 before
+			// it reads its configuration, and says it failed, in
+			// red, amid the apps' output on hosts without autofs.
+			args = append(args, "--drop-capability="+sysModule)
+		}
 	case len(caps) > 0:
 		args = append(args, "--capability="+strings.Join(caps, ","))
 	}
