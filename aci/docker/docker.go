@@ -201,6 +201,16 @@ func Resolve(ctx context.Context, ref *Reference, opts Options) (*Image, error) 
 	return &Image{Ref: ref, Digest: dg, img: img, opts: opts}, nil
 }
 
+// FromImage is an image already at hand (an OCI image layout that
+// aci/fetch read), named by ref, to be converted as a pulled one is.
+func FromImage(ref *Reference, img v1.Image, opts Options) (*Image, error) {
+	dg, err := img.Digest()
+	if err != nil {
+		return nil, describe(ref, "reading manifest digest", err)
+	}
+	return &Image{Ref: ref, Digest: dg, img: img, opts: opts}, nil
+}
+
 // describe names the image and simplifies registry errors.
 func describe(ref *Reference, op string, err error) error {
 	var te *transport.Error

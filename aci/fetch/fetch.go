@@ -1,16 +1,19 @@
 // Package fetch gets images into the store: from a file, a file://,
 // https:// or http:// URL, an appc name found by meta discovery (with the
-// image's dependencies, recursively), or a docker registry. Every image
-// except a docker one pinned by digest is verified against the trust
-// keystore unless verification is waived (--insecure-options=image), and is
-// checked to be what was asked for (name and labels) before the store may
-// list it.
+// image's dependencies, recursively), a docker registry, or an OCI image
+// layout (oci-archive:, oci:). Each scheme is a source (source.go) with a
+// file of its own. Every image except a docker one pinned by digest is
+// verified against the trust keystore unless verification is waived
+// (--insecure-options=image), and is checked to be what was asked for
+// (name and labels) before the store may list it. A fetch that fails takes
+// back the images it stored.
 //
 // One download streams once: bytes arriving from the network are written
 // to a partial file (so a killed fetch resumes with a Range request), hashed
 // for the signature, scanned for the manifest and imported, all at once.
 // The store sees the last byte only after the signature and the manifest
-// have been checked, so a refused image is never listed (see verified.go).
+// have been checked, so a refused image is never listed (see verified.go
+// and import.go).
 //
 // The types: Options configures a Fetcher; Fetcher.FetchImage is the entry
 // point of `rkt fetch/run/prepare` for one argument; Store is what this

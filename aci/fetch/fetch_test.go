@@ -41,6 +41,9 @@ func TestParseRef(t *testing.T) {
 		{"docker://busybox", KindDocker, "busybox"},
 		{"docker:busybox:1.36", KindDocker, "busybox:1.36"},
 		{"sha512-0123abcd", KindID, ""},
+		{"oci-archive:/x/app.tar", KindOCIArchive, "/x/app.tar"},
+		{"oci-archive:/x/app.tar:quay.io/org/app:1.0", KindOCIArchive, "/x/app.tar"},
+		{"oci:/x/layout:latest", KindOCIDir, "/x/layout"},
 		// A directory is not an image: its name stays an appc name.
 		{"imgdir", KindName, "imgdir"},
 	}
@@ -59,7 +62,7 @@ func TestParseRef(t *testing.T) {
 		switch r.Kind {
 		case KindName:
 			got = r.App.Name.String()
-		case KindFile:
+		case KindFile, KindOCIArchive, KindOCIDir:
 			got = r.Path
 		case KindURL:
 			got = r.URL.String()
@@ -70,7 +73,10 @@ func TestParseRef(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.in, got, c.want)
 		}
 	}
-	for _, bad := range []string{"", "ftp://x/y.aci", "docker://", "Bad_Name:1:2"} {
+	if r, _ := ParseRef("oci-archive:/x/app.tar:quay.io/org/app:1.0"); r == nil || r.OCIRef != "quay.io/org/app:1.0" {
+		t.Errorf("oci-archive REF: %+v", r)
+	}
+	for _, bad := range []string{"", "ftp://x/y.aci", "docker://", "Bad_Name:1:2", "oci-archive:", "oci::latest"} {
 		if _, err := ParseRef(bad); !errors.Is(err, ErrBadReference) {
 			t.Errorf("%q: err = %v", bad, err)
 		}

@@ -58,9 +58,11 @@ type newSource func(f *Fetcher, r *Ref, sigPath string) (source, error)
 // discovery, whose mirrors are URL sources) and KindID (the store only)
 // are handled apart.
 var sources = map[Kind]newSource{
-	KindFile:   newFileSource,
-	KindURL:    newURLSource,
-	KindDocker: newDockerSource,
+	KindFile:       newFileSource,
+	KindURL:        newURLSource,
+	KindDocker:     newDockerSource,
+	KindOCIArchive: newOCISource,
+	KindOCIDir:     newOCISource,
 }
 
 // fetchSource gets one source's image into the store and returns its ID.

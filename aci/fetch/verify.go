@@ -32,6 +32,8 @@ func (f *Fetcher) VerifyImage(ctx context.Context, ref string, sigPath string) (
 	switch r.Kind {
 	case KindDocker:
 		return nil, fmt.Errorf("verifying %s: docker images carry no signature; a digest reference is verified when fetched: %w", ref, ErrBadReference)
+	case KindOCIArchive, KindOCIDir:
+		return nil, fmt.Errorf("verifying %s: OCI image layouts carry no signature rkt can check: %w", ref, ErrBadReference)
 	case KindID:
 		return nil, fmt.Errorf("verifying %s: an image ID names what is in the store, which was verified when fetched: %w", ref, ErrBadReference)
 	}

@@ -170,3 +170,14 @@ func Push(t testing.TB, ref string, rt http.RoundTripper, user, password string,
 	d, _ := idx.Digest()
 	return d
 }
+
+// RawLayer is a layer of data as it is, which need not be a tar: a damaged
+// image for tests of what refuses it.
+func RawLayer(t testing.TB, data []byte) v1.Layer {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
