@@ -29,7 +29,9 @@ import (
 //     (with a filter, the target may have been left out: the link is too).
 //
 // Directory metadata (owner, mode, mtime) is applied by Close, once nothing
-// more is written into them. An Extractor is not safe for concurrent use.
+// more is written into them. Small files are written by worker goroutines
+// (parallel.go): an error writing one may be returned by a later Entry, or
+// by Close. An Extractor is not safe for concurrent use.
 type Extractor struct {
 	// MaxRenderedSize bounds the sum of the sizes of the regular files
 	// written, over all images added (ErrTooLarge past it); 0: no limit.
@@ -48,6 +50,11 @@ type Extractor struct {
 	// files meant to be theirs need no chown.
 	uid, gid  int
 	skipChown bool
+	// Workers writing small files (parallel.go); nil until the first.
+	async      *asyncWriter
+	noAsync    bool
+	parentFile map[string]dirFile // directory descriptors for the workers
+	umask      int                // the process's, -1 if unknown
 }
 
 // maxOpenParents bounds the directory handles kept open for speed. Images
@@ -71,17 +78,19 @@ func NewExtractor(dst string) (*Extractor, error) {
 		return nil, fmt.Errorf("opening extraction root: %w", err)
 	}
 	return &Extractor{
-		uid:       os.Geteuid(),
-		gid:       os.Getegid(),
-		skipChown: fi.Mode()&fs.ModeSetgid == 0,
-		root:      root,
-		dst:       dst,
-		made:      make(map[string]byte, 1024),
-		image:     make(map[string]bool),
-		dirs:      make(map[string]*tar.Header),
-		parent:    make(map[string]*os.Root),
-		buf:       make([]byte, 1<<20),
-		owner:     os.Geteuid() == 0,
+		uid:        os.Geteuid(),
+		gid:        os.Getegid(),
+		skipChown:  fi.Mode()&fs.ModeSetgid == 0,
+		root:       root,
+		dst:        dst,
+		made:       make(map[string]byte, 1024),
+		image:      make(map[string]bool),
+		dirs:       make(map[string]*tar.Header),
+		parent:     make(map[string]*os.Root),
+		parentFile: make(map[string]dirFile),
+		umask:      processUmask(),
+		buf:        make([]byte, 1<<20),
+		owner:      os.Geteuid() == 0,
 	}, nil
 }
 
@@ -125,6 +134,10 @@ func (x *Extractor) BeginImage() {
 // entries from Scan (or checked by a Validator), in archive order.
 func (x *Extractor) Entry(e *Entry) error {
 	if err := x.entry(e); err != nil {
+		var ae *asyncError
+		if errors.As(err, &ae) {
+			return ae.err // it names its own file
+		}
 		if errors.Is(err, ErrCorrupt) {
 			return fmt.Errorf("extracting %q: %w", e.Name, err)
 		}
@@ -134,6 +147,9 @@ func (x *Extractor) Entry(e *Entry) error {
 }
 
 func (x *Extractor) entry(e *Entry) error {
+	if x.async != nil && x.async.failed.Load() {
+		return x.drain()
+	}
 	name, hdr := e.Name, e.Header
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
@@ -174,6 +190,10 @@ func (x *Extractor) entry(e *Entry) error {
 		if !x.image[target] {
 			return nil
 		}
+		// The target may still be queued.
+		if err := x.drain(); err != nil {
+			return err
+		}
 		if err := x.clear(name); err != nil {
 			return err
 		}
@@ -190,7 +210,7 @@ func (x *Extractor) entry(e *Entry) error {
 		if err := x.clear(name); err != nil {
 			return err
 		}
-		if err := x.writeFile(dir, base, hdr, e.Body); err != nil {
+		if err := x.writeFile(name, dir, base, hdr, e.Body); err != nil {
 			return err
 		}
 		x.made[name] = kindReg
@@ -255,6 +275,10 @@ func (x *Extractor) clear(name string) error {
 }
 
 func (x *Extractor) remove(name string) error {
+	// What is removed may be a file still queued, or hold some.
+	if err := x.drain(); err != nil {
+		return err
+	}
 	dir, base := path.Split(name)
 	isDir := x.made[name] == kindDir
 	if isDir {
@@ -308,31 +332,30 @@ func (x *Extractor) parentRoot(dir string) (*os.Root, error) {
 	return r, nil
 }
 
+// closeParents closes the parent handles; the workers must be drained.
 func (x *Extractor) closeParents() {
 	for p, r := range x.parent {
 		r.Close()
 		delete(x.parent, p)
+	}
+	for p, f := range x.parentFile {
+		f.f.Close()
+		delete(x.parentFile, p)
 	}
 }
 
 // writerOnly hides os.File's ReadFrom so that io.CopyBuffer uses our buffer.
 type writerOnly struct{ io.Writer }
 
-func (x *Extractor) writeFile(dir, base string, hdr *tar.Header, body io.Reader) error {
+func (x *Extractor) writeFile(name, dir, base string, hdr *tar.Header, body io.Reader) error {
 	pr, err := x.parentRoot(dir)
 	if err != nil {
 		return err
 	}
-	// O_NONBLOCK means nothing to regular files, but spares os.File
-	// four fcntl calls per file toggling it (syscalls are dear in VMs).
-	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NONBLOCK
-	f, err := pr.OpenFile(base, flags, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		// Left there before the extractor started: replace it.
-		if err = pr.RemoveAll(base); err == nil {
-			f, err = pr.OpenFile(base, flags, 0o600)
-		}
+	if queued, err := x.writeAsync(dir, name, base, hdr, body); queued || err != nil {
+		return err
 	}
+	f, err := createFile(pr, base)
 	if err != nil {
 		return err
 	}
@@ -351,6 +374,21 @@ func (x *Extractor) writeFile(dir, base string, hdr *tar.Header, body io.Reader)
 	return f.Close()
 }
 
+// createFile creates base in pr, replacing what was there before the
+// extractor started.
+func createFile(pr *os.Root, base string) (*os.File, error) {
+	// O_NONBLOCK means nothing to regular files, but spares os.File
+	// four fcntl calls per file toggling it (syscalls are dear in VMs).
+	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NONBLOCK
+	f, err := pr.OpenFile(base, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err = pr.RemoveAll(base); err == nil {
+			f, err = pr.OpenFile(base, flags, 0o600)
+		}
+	}
+	return f, err
+}
+
 // readerOnly marks errors from the archive side of a copy as corruption, so
 // that they are not mistaken for errors writing the destination.
 type readerOnly struct{ r io.Reader }
@@ -366,35 +404,68 @@ func (r readerOnly) Read(p []byte) (int, error) {
 // setMeta applies owner, mode (after the owner: chown clears setuid bits),
 // extended attributes and times to an open file or directory.
 func (x *Extractor) setMeta(f *os.File, hdr *tar.Header) error {
-	if !x.skipChown || hdr.Uid != x.uid || hdr.Gid != x.gid || hdr.Typeflag == tar.TypeDir {
-		if err := x.chown(f.Chown(hdr.Uid, hdr.Gid)); err != nil {
-			return err
-		}
-	}
-	if err := f.Chmod(hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
-		return err
-	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	cerr := rc.Control(func(fd uintptr) {
-		for k, v := range hdr.PAXRecords {
-			if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				if err := unix.Fsetxattr(int(fd), attr, []byte(v), 0); err != nil && !x.ignorableXattrErr(err) {
-					serr = fmt.Errorf("setting xattr %s: %w", attr, err)
-					return
-				}
+	cerr := rc.Control(func(fd uintptr) { serr = x.setMetaFd(int(fd), hdr, false) })
+	if serr != nil {
+		serr = &os.PathError{Op: "setting metadata", Path: f.Name(), Err: serr}
+	}
+	return errors.Join(cerr, serr)
+}
+
+// setMetaFd is setMeta on a descriptor; modeSet: it was created with its
+// final mode, and needs no chmod unless a chown clears bits.
+func (x *Extractor) setMetaFd(fd int, hdr *tar.Header, modeSet bool) error {
+	if !x.skipChown || hdr.Uid != x.uid || hdr.Gid != x.gid || hdr.Typeflag == tar.TypeDir {
+		if err := x.chown(ignoringEINTR(func() error { return unix.Fchown(fd, hdr.Uid, hdr.Gid) })); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+		modeSet = false
+	}
+	if !modeSet {
+		mode := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		if err := ignoringEINTR(func() error { return unix.Fchmod(fd, syscallMode(mode)) }); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	for k, v := range hdr.PAXRecords {
+		if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if err := unix.Fsetxattr(fd, attr, []byte(v), 0); err != nil && !x.ignorableXattrErr(err) {
+				return fmt.Errorf("setting xattr %s: %w", attr, err)
 			}
 		}
-		atime := hdr.AccessTime
-		if atime.IsZero() {
-			atime = hdr.ModTime
+	}
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = hdr.ModTime
+	}
+	return futimens(fd, atime, hdr.ModTime)
+}
+
+// syscallMode turns a Go file mode into chmod(2)'s bits.
+func syscallMode(m fs.FileMode) uint32 {
+	o := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		o |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		o |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		o |= unix.S_ISVTX
+	}
+	return o
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
 		}
-		serr = futimens(int(fd), atime, hdr.ModTime)
-	})
-	return errors.Join(cerr, serr)
+	}
 }
 
 func (x *Extractor) ignorableXattrErr(err error) bool {
@@ -424,6 +495,9 @@ func futimens(fd int, atime, mtime time.Time) error {
 // Close applies the deferred directory metadata and releases the handles.
 func (x *Extractor) Close() error {
 	var errs []error
+	if err := x.stopAsync(); err != nil {
+		errs = append(errs, err)
+	}
 	for name, hdr := range x.dirs {
 		f, err := x.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 		if err == nil {
