@@ -175,18 +175,15 @@ func randomUIDRange() string {
 
 // checkPrivateUsers refuses --private-users before anything is written
 // when the stage1 cannot honour it, rather than run the pod without a
-// user namespace: fly has none, and stage1-host's pod systemd cannot yet
-// own its cgroup inside one. Other stage1s (rkt 1.30's) get the range.
+// user namespace: fly has none. stage1-host checks its nspawn itself;
+// other stage1s (rkt 1.30's) get the range.
 func checkPrivateUsers(st *store.Store, stage1Key string) error {
 	im, err := st.GetImageManifest(stage1Key)
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", shortImageID(stage1Key, 32), err)
 	}
-	switch im.Name.String() {
-	case stage1.NameFly:
+	if im.Name.String() == stage1.NameFly {
 		return usageErrorf("--private-users: the fly stage1 has no user namespace; use the default stage1")
-	case stage1.NameHost:
-		return usageErrorf("--private-users is not supported by stage1-host yet (its pod's systemd cannot own its cgroup in a user namespace)")
 	}
 	return nil
 }

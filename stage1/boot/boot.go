@@ -65,6 +65,12 @@ type Plan struct {
 	podLimits isolators.Limits
 	rootfs    string
 	host      hostLayout
+	// uidShift is the host uid of the pod's root under --private-users,
+	// -1 without a user namespace.
+	uidShift int
+	// netns is the pod's network namespace, joined before the exec when
+	// nspawn cannot join it (inside a user namespace it may not).
+	netns string
 }
 
 // Prepare writes the pod's machine into the stage1 rootfs of podDir.
@@ -194,7 +200,11 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if err := checkNspawn(nspawn, podDir, args.PrivateUsers != "", os.Stderr); err != nil {
 		return nil, err
 	}
-	plan := &Plan{Path: nspawn, apps: limits, podLimits: pl, rootfs: rootfs, host: host}
+	shift, err := uidShift(args.PrivateUsers)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Path: nspawn, apps: limits, podLimits: pl, rootfs: rootfs, host: host, uidShift: shift}
 	plan.Args = []string{
 		"systemd-nspawn",
 		"--boot",
@@ -213,10 +223,22 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if notify {
 		plan.Args = append(plan.Args, "--notify-ready=yes")
 	}
-	if args.PrivateUsers != "" {
-		plan.Args = append(plan.Args, "--private-users="+args.PrivateUsers, "--private-users-ownership=chown")
+	if shift >= 0 {
+		// nspawn shifts the rootfs's ownership to the pod's range. The
+		// directory it makes for the journal bind in /run would be the
+		// host root's, where the pod's root may not write: a tmpfs
+		// (nspawn shifts its owner) holds it instead. nspawn, in the new
+		// user namespace, may not join a network namespace of the
+		// host's: it is joined before the exec, as rkt 1.30's stage1 did.
+		plan.Args = append(plan.Args, "--private-users="+args.PrivateUsers, "--private-users-ownership=chown",
+			"--tmpfs=/run/systemd:mode=0755")
+		if pn.res != nil {
+			plan.netns = pn.res.NetNS
+		}
 	}
-	plan.Args = append(plan.Args, pn.nspawn...)
+	if plan.netns == "" {
+		plan.Args = append(plan.Args, pn.nspawn...)
+	}
 	if !slices.Contains(pn.nspawn, "--private-network") {
 		b, err := samePrefixes(rootfs)
 		if err != nil {
@@ -416,6 +438,11 @@ func (p *Plan) Exec() error {
 	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
 		return &MountError{Target: "/", Flags: syscall.MS_REC | syscall.MS_SLAVE, Err: err}
 	}
+	if p.netns != "" {
+		if err := joinNetns(p.netns); err != nil {
+			return err
+		}
+	}
 	const propagate = "/run/systemd/nspawn"
 	if err := os.MkdirAll(propagate, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", propagate, err)
@@ -439,3 +466,31 @@ func (e *MountError) Error() string {
 }
 
 func (e *MountError) Unwrap() error { return e.Err }
+
+// uidShift is the first host uid of --private-users's SHIFT:COUNT, or -1
+// when the pod has no user namespace.
+func uidShift(privateUsers string) (int, error) {
+	if privateUsers == "" {
+		return -1, nil
+	}
+	first, _, _ := strings.Cut(privateUsers, ":")
+	n, err := strconv.ParseUint(first, 10, 31)
+	if err != nil {
+		return -1, fmt.Errorf("--private-users=%s: want SHIFT:COUNT: %w", privateUsers, stage1.ErrUsage)
+	}
+	return int(n), nil
+}
+
+// joinNetns moves the calling thread into the network namespace bound at
+// path.
+func joinNetns(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening the pod's network namespace: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("joining the pod's network namespace %s: %w", path, err)
+	}
+	return nil
+}

@@ -127,6 +127,11 @@ func (p *Plan) placeApps(rootfs string) error {
 			return fmt.Errorf("app %s: cgroups: %w", a.name, err)
 		}
 		for _, cg := range cgs {
+			if p.uidShift >= 0 {
+				if err := cgroups.Delegate(cg.Dir, p.uidShift); err != nil {
+					return fmt.Errorf("app %s: %w", a.name, err)
+				}
+			}
 			target := filepath.Join(CgroupBindDir, a.name, cg.Key)
 			if err := os.MkdirAll(filepath.Join(rootfs, target), 0o755); err != nil {
 				return fmt.Errorf("app %s: cgroups: %w", a.name, err)

@@ -210,3 +210,14 @@ func writeFiles(dir string, files [][2]string) error {
 	}
 	return nil
 }
+
+// Delegate gives uid (the pod's root under --private-users) the v1 cgroup
+// dir: its app's stage2 moves itself in as that uid.
+func Delegate(dir string, uid int) error {
+	for _, f := range []string{"", "cgroup.procs", "tasks"} {
+		if err := os.Lchown(filepath.Join(dir, f), uid, uid); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("delegating cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
+}
