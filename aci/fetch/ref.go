@@ -71,7 +71,7 @@ func ParseRef(s string) (*Ref, error) {
 		case "file":
 			r.Kind, r.Path = KindFile, u.Path
 		default:
-			return nil, fmt.Errorf("image URL %q: unsupported scheme %q (file, http, https, docker are): %w", s, u.Scheme, ErrBadReference)
+			return nil, fmt.Errorf("image URL %q: unsupported scheme %q (file, http, https, docker, oci-archive, oci are): %w", s, u.Scheme, ErrBadReference)
 		}
 	case strings.HasPrefix(s, "sha512-"):
 		r.Kind = KindID
