@@ -53,11 +53,13 @@ const (
 	maxOCIEntries = 1 << 16
 )
 
-// AnnotationContainerdName is where containerd and docker save put the
-// full image name (ref.name then holds only the tag).
-const annotationContainerdName = "io.containerd.image.name"
-
-const annotationRefName = "org.opencontainers.image.ref.name"
+// The index annotations that name an image: OCI's ref.name (a tag or a
+// full name), and containerd's, where containerd and docker save put the
+// full name (ref.name then holds only the tag).
+const (
+	annotationRefName        = "org.opencontainers.image.ref.name"
+	annotationContainerdName = "io.containerd.image.name"
+)
 
 func newOCISource(f *Fetcher, r *Ref, _ string) (source, error) {
 	if !f.opts.Insecure.Image {
@@ -154,7 +156,6 @@ func (ociDir) Close() error { return nil }
 
 // ociTar is a layout tarball indexed by entry: each file is read in place.
 type ociTar struct {
-	r       *io.SectionReader
 	entries map[string]*io.SectionReader
 	closer  io.Closer
 }
@@ -162,7 +163,7 @@ type ociTar struct {
 // indexOCITar lists the regular files of a tarball with their offsets,
 // skipping their contents. Only the names a layout uses are kept.
 func indexOCITar(r *io.SectionReader) (*ociTar, error) {
-	t := &ociTar{r: r, entries: map[string]*io.SectionReader{}}
+	t := &ociTar{entries: map[string]*io.SectionReader{}}
 	tr := tar.NewReader(r)
 	for n := 0; ; n++ {
 		if n > maxOCIEntries {

@@ -67,32 +67,13 @@ func (ks *Keystore) Trust(ctx context.Context, opts TrustOptions) ([]Added, erro
 	if ks.LocalDir == "" {
 		return nil, errors.New("trusting keys: no local configuration directory to store them in")
 	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
+	if opts.Out == nil {
+		opts.Out = io.Discard
 	}
-	prefix := ""
-	switch {
-	case opts.Root && opts.Prefix != "":
-		return nil, errors.New("trusting keys: --root and --prefix are exclusive")
-	case opts.Root:
-		if len(opts.Keys) == 0 {
-			return nil, errors.New("trusting keys: --root needs key files or URLs")
-		}
-	case opts.Prefix == "":
-		return nil, errors.New("trusting keys: give --prefix (or --root)")
-	default:
-		id, err := types.NewACIdentifier(opts.Prefix)
-		if err != nil {
-			return nil, fmt.Errorf("trusting keys for prefix %q: %w", opts.Prefix, err)
-		}
-		prefix = id.String()
+	prefix, what, err := trustedFor(opts)
+	if err != nil {
+		return nil, err
 	}
-	what := fmt.Sprintf("prefix %q", prefix)
-	if opts.Root {
-		what = "all images (root key)"
-	}
-
 	locations := opts.Keys
 	if len(locations) == 0 {
 		dc := &discovery.Client{HTTP: opts.HTTP, Header: opts.Header, InsecureHTTP: opts.InsecureAllowHTTP}
@@ -102,58 +83,91 @@ func (ks *Keystore) Trust(ctx context.Context, opts TrustOptions) ([]Added, erro
 		}
 		locations = res.PublicKeys
 	}
-
 	var added []Added
 	reader := bufio.NewReader(orEmpty(opts.In))
 	for _, loc := range locations {
-		raw, viaHTTPS, err := fetchKey(ctx, loc, opts)
+		a, err := ks.trustKey(ctx, loc, opts, prefix, what, reader)
+		added = append(added, a...)
 		if err != nil {
 			return added, fmt.Errorf("trusting key %s for %s: %w", loc, what, err)
-		}
-		el, err := ReadKeys(raw)
-		if err != nil {
-			return added, fmt.Errorf("trusting key %s for %s: %w", loc, what, err)
-		}
-		fmt.Fprintf(out, "Prefix: %q\nKey: %q\n", prefix, loc)
-		for _, e := range el {
-			showKey(out, e)
-		}
-		accept := opts.SkipFingerprintReview || (opts.TrustKeysFromHTTPS && viaHTTPS && !opts.InsecureSkipTLSVerify)
-		how := "without fingerprint review"
-		if !accept {
-			if opts.In == nil {
-				return added, fmt.Errorf("trusting key %s for %s: the fingerprint needs review and there is no input to ask on (use --skip-fingerprint-review to trust it anyway)", loc, what)
-			}
-			ok, err := ask(out, reader)
-			if err != nil {
-				return added, fmt.Errorf("trusting key %s for %s: %w", loc, what, err)
-			}
-			if !ok {
-				fmt.Fprintf(out, "Not trusting %q\n", loc)
-				continue
-			}
-			how = "after fingerprint review"
-		}
-		fmt.Fprintf(out, "Trusting %q for %s %s.\n", loc, what, how)
-		dir := ks.rootPath(ks.LocalDir)
-		if !opts.Root {
-			dir = ks.prefixPath(ks.LocalDir, prefix)
-		}
-		for _, e := range el {
-			path, err := writeKey(dir, e)
-			if err != nil {
-				return added, fmt.Errorf("trusting key %s for %s: %w", loc, what, err)
-			}
-			if opts.Root {
-				fmt.Fprintf(out, "Added root key at %q\n", path)
-			} else {
-				fmt.Fprintf(out, "Added key for prefix %q at %q\n", prefix, path)
-			}
-			added = append(added, Added{Fingerprint: Fingerprint(e), Prefix: prefix, Path: path, Location: loc})
 		}
 	}
 	if len(added) == 0 {
 		return nil, fmt.Errorf("trusting keys for %s: %w", what, ErrNotAccepted)
+	}
+	return added, nil
+}
+
+// trustedFor checks --root and --prefix and returns the prefix ("" for
+// root) and how messages name it.
+func trustedFor(opts TrustOptions) (prefix, what string, err error) {
+	switch {
+	case opts.Root && opts.Prefix != "":
+		return "", "", errors.New("trusting keys: --root and --prefix are exclusive")
+	case opts.Root:
+		if len(opts.Keys) == 0 {
+			return "", "", errors.New("trusting keys: --root needs key files or URLs")
+		}
+		return "", "all images (root key)", nil
+	case opts.Prefix == "":
+		return "", "", errors.New("trusting keys: give --prefix (or --root)")
+	}
+	id, err := types.NewACIdentifier(opts.Prefix)
+	if err != nil {
+		return "", "", fmt.Errorf("trusting keys for prefix %q: %w", opts.Prefix, err)
+	}
+	return id.String(), fmt.Sprintf("prefix %q", id.String()), nil
+}
+
+// trustKey fetches the keys at loc, has them reviewed unless the options
+// accept them, and stores the accepted ones.
+func (ks *Keystore) trustKey(ctx context.Context, loc string, opts TrustOptions, prefix, what string, reader *bufio.Reader) ([]Added, error) {
+	out := opts.Out
+	raw, viaHTTPS, err := fetchKey(ctx, loc, opts)
+	if err != nil {
+		return nil, err
+	}
+	el, err := ReadKeys(raw)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Prefix: %q\nKey: %q\n", prefix, loc)
+	for _, e := range el {
+		showKey(out, e)
+	}
+	accept := opts.SkipFingerprintReview || (opts.TrustKeysFromHTTPS && viaHTTPS && !opts.InsecureSkipTLSVerify)
+	how := "without fingerprint review"
+	if !accept {
+		if opts.In == nil {
+			return nil, errors.New("the fingerprint needs review and there is no input to ask on (use --skip-fingerprint-review to trust it anyway)")
+		}
+		ok, err := ask(out, reader)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			fmt.Fprintf(out, "Not trusting %q\n", loc)
+			return nil, nil
+		}
+		how = "after fingerprint review"
+	}
+	dir := ks.prefixPath(ks.LocalDir, prefix)
+	if opts.Root {
+		dir = ks.rootPath(ks.LocalDir)
+	}
+	fmt.Fprintf(out, "Trusting %q for %s %s.\n", loc, what, how)
+	var added []Added
+	for _, e := range el {
+		path, err := writeKey(dir, e)
+		if err != nil {
+			return added, err
+		}
+		if opts.Root {
+			fmt.Fprintf(out, "Added root key at %q\n", path)
+		} else {
+			fmt.Fprintf(out, "Added key for prefix %q at %q\n", prefix, path)
+		}
+		added = append(added, Added{Fingerprint: Fingerprint(e), Prefix: prefix, Path: path, Location: loc})
 	}
 	return added, nil
 }
