@@ -3,9 +3,12 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,8 +16,10 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/aci/fetch/fetchtest"
 	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
@@ -355,5 +360,64 @@ func TestAppOutputForm(t *testing.T) {
 	r := c.ExpectOK(c.RktWith(testutil.Opts{}, "--insecure-options=all", "run", "--stage1-path="+c.Stage1().ACI, aci))
 	if lines := strings.Split(strings.TrimRight(r.RawStdout, "\n"), "\n"); len(lines) != 1 || !line.MatchString(lines[0]) {
 		t.Errorf("--insecure-options=all: want the app's one line as %q: %q", line, r.RawStdout)
+	}
+}
+
+// TestDockerLayersAndNames fetches two docker images sharing their base
+// layer from a registry on 127.0.0.1: the second downloads only its own
+// layer; each layer's progress is rkt's "Downloading sha256:<11 hex>
+// [...]  N MB / N MB"; image rm finds each by the name it was fetched as,
+// with and without docker://, and takes the kept layers along.
+func TestDockerLayersAndNames(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	reg := fetchtest.NewRegistry()
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	inspect, err := os.ReadFile(c.A.Inspect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := dockerLayer(t, map[string][]byte{"inspect": inspect, "etc/": nil, "etc/passwd": []byte(testutil.Passwd)}, "inspect")
+	var imgs []v1.Image
+	for _, n := range []string{"a", "b"} {
+		top := dockerLayer(t, map[string][]byte{"etc/" + n: []byte(n)})
+		img := fetchtest.Image(t, v1.Config{Entrypoint: []string{"/inspect"}, Cmd: []string{"--read-file=/etc/" + n}},
+			v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, base, top)
+		fetchtest.Push(t, host+"/test/"+n+":1.0", http.DefaultTransport, "", "", img)
+		imgs = append(imgs, img)
+	}
+	progress := regexp.MustCompile(`(?m)^Downloading sha256:[0-9a-f]{11} \[=+\] +[0-9.]+ [KM]?B / [0-9.]+ [KM]?B$`)
+	var ids []string
+	for i, want := range []int{2, 1} {
+		before := reg.LayerGets(t, imgs[i])
+		r := c.ExpectOK(c.Rkt("--insecure-options=http,image", "fetch", fmt.Sprintf("docker://%s/test/%s:1.0", host, "ab"[i:i+1])))
+		if n := reg.LayerGets(t, imgs[i]) - before; n != want {
+			t.Errorf("image %d: %d layer downloads, want %d (the base layer once): %v", i, n, want, r)
+		}
+		if got := len(progress.FindAllString(r.Stderr, -1)); got != want {
+			t.Errorf("image %d: %d progress lines in rkt's shape %q, want %d:\n%s", i, got, progress, want, r.Stderr)
+		}
+		ids = append(ids, c.FetchedID(r))
+	}
+	ran := c.ExpectOK(c.Rkt("--insecure-options=http,image", "run", "--stage1-path="+c.Stage1().ACI, ids[1]))
+	if !strings.Contains(ran.Stdout, "<<<b>>>") {
+		t.Errorf("the second image, made with the kept base layer, did not run right: %v", ran)
+	}
+	for i, name := range []string{"docker://" + host + "/test/a:1.0", host + "/test/b:1.0"} {
+		r := c.ExpectOK(c.Rkt("image", "rm", name))
+		expectLine(t, r, fmt.Sprintf("successfully removed aci for image: %q", ids[i]))
+		if !strings.Contains(r.Stderr, "rkt image rm: 1 image(s) successfully removed") {
+			t.Errorf("image rm %s: no summary line: %v", name, r)
+		}
+	}
+	for _, id := range ids {
+		if c.ImageByID(id) != nil {
+			t.Errorf("image rm left %s in the store", id)
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(c.Dir, "docker-layers", "blobs")); len(left) != 0 {
+		t.Errorf("image rm of every docker image left %d kept layers", len(left))
 	}
 }

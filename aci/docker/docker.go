@@ -53,7 +53,10 @@ type Options struct {
 	// machine's (linux/amd64 here).
 	Platform *v1.Platform
 	// WorkDir holds downloaded layers while converting.
-	WorkDir  string
+	WorkDir string
+	// Layers, when set, keeps downloaded layers for later conversions
+	// and gives back those it has instead of downloading them.
+	Layers   *LayerCache
 	Progress Progress
 }
 

@@ -53,8 +53,14 @@ func (im *Image) WriteACI(ctx context.Context, w io.Writer) error {
 		}
 		size, _ := l.Size()
 		files[i] = filepath.Join(dir, fmt.Sprintf("%03d", i))
+		if im.opts.Layers.lookup(dg.String(), size, files[i]) {
+			continue
+		}
 		if err := im.download(l, dg.String(), size, files[i]); err != nil {
 			return err
+		}
+		if im.opts.Layers != nil {
+			im.opts.Layers.keep(dg.String(), files[i])
 		}
 	}
 	if err := Squash(w, m, files); err != nil {
@@ -70,7 +76,7 @@ type compressedLayer interface {
 func (im *Image) download(l compressedLayer, digest string, size int64, dst string) (err error) {
 	var prog LayerProgress = nopProgress{}
 	if im.opts.Progress != nil {
-		prog = im.opts.Progress.StartLayer("layer "+shortDigest(digest), size)
+		prog = im.opts.Progress.StartLayer(shortDigest(digest), size)
 	}
 	defer func() { prog.Finish(err) }()
 	rc, err := l.Compressed()
@@ -90,11 +96,30 @@ func (im *Image) download(l compressedLayer, digest string, size int64, dst stri
 	return f.Close()
 }
 
+// shortDigest is a layer's digest as rkt's progress named it:
+// "sha256:6089112fedd", its first 18 characters.
 func shortDigest(d string) string {
-	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
-		return hex[:12]
+	if len(d) > 18 {
+		return d[:18]
 	}
 	return d
+}
+
+// LayerDigests are the digests of the image's layers, bottom first.
+func (im *Image) LayerDigests() ([]string, error) {
+	layers, err := im.img.Layers()
+	if err != nil {
+		return nil, describe(im.Ref, "listing layers", err)
+	}
+	out := make([]string, len(layers))
+	for i, l := range layers {
+		dg, err := l.Digest()
+		if err != nil {
+			return nil, describe(im.Ref, "reading layer digest", err)
+		}
+		out[i] = dg.String()
+	}
+	return out, nil
 }
 
 type nopProgress struct{}

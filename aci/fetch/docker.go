@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/rktng/rkt/aci/docker"
 	"github.com/rktng/rkt/aci/store"
@@ -55,6 +57,7 @@ func (s *dockerSource) open(ctx context.Context, _ *store.Remote) (*stream, erro
 		Transport: f.client.Transport,
 		AllowHTTP: f.opts.Insecure.HTTP,
 		WorkDir:   f.opts.DownloadDir,
+		Layers:    f.opts.DockerLayers,
 		Progress:  layerProgress{f.prog},
 		Credentials: func(reg string) (string, string, bool) {
 			c, ok := f.opts.Config.DockerCredentials(reg)
@@ -93,6 +96,7 @@ func (f *Fetcher) convertedStream(ctx context.Context, im *docker.Image, what, c
 		if info != nil {
 			f.prog.Info("Converted %s (%s) as %s", what, im.Digest, info.ID)
 			f.setRemote(contentKey, info.ID, "", 0)
+			f.recordLayers(im, info.ID)
 		}
 	}}
 }
@@ -106,9 +110,91 @@ func upperFirst(s string) string {
 
 var errImportEnded = errors.New("the store stopped reading")
 
-// layerProgress adapts progress to aci/docker's.
+// recordLayers notes the layers of the image imported as id, which keeps
+// them from image gc while the image is in the store.
+func (f *Fetcher) recordLayers(im *docker.Image, id string) {
+	if f.opts.DockerLayers == nil {
+		return
+	}
+	dgs, err := im.LayerDigests()
+	if err == nil {
+		err = f.opts.DockerLayers.Record(id, dgs)
+	}
+	if err != nil {
+		f.prog.Warn("warning: %v", err)
+	}
+}
+
+// layerProgress reports layer downloads in the shape rkt 1.30's docker
+// fetcher printed, which logs and scripts written for it match:
+// "Downloading sha256:6089112fedd [====...]  3.72 MB / 3.72 MB", redrawn
+// on a terminal, once when the layer is done otherwise.
 type layerProgress struct{ p *progress }
 
 func (l layerProgress) StartLayer(label string, total int64) docker.LayerProgress {
-	return l.p.Start(label, total, 0)
+	return &layerBar{p: l.p, label: label, total: total}
+}
+
+type layerBar struct {
+	p         *progress
+	label     string
+	total     int64
+	done      int64
+	lastDrawn time.Time
+}
+
+func (b *layerBar) Add(n int) {
+	b.done += int64(n)
+	if b.p == nil || b.p.w == nil || !b.p.tty {
+		return
+	}
+	if now := time.Now(); now.Sub(b.lastDrawn) >= 100*time.Millisecond {
+		b.lastDrawn = now
+		b.draw("\r", "\x1b[K")
+	}
+}
+
+func (b *layerBar) Finish(err error) {
+	if b.p == nil || b.p.w == nil {
+		return
+	}
+	if err != nil {
+		if b.p.tty {
+			b.draw("\r", "\x1b[K\n")
+		}
+		b.p.printf("Download of %s stopped after %s: %v", b.label, decimalSize(b.done), err)
+		return
+	}
+	if b.p.tty {
+		b.draw("\r", "\x1b[K\n")
+	} else {
+		b.draw("", "\n")
+	}
+}
+
+func (b *layerBar) draw(before, after string) {
+	const width = 50
+	total := b.total
+	if total <= 0 {
+		total = max(b.done, 1)
+	}
+	filled := min(max(int(float64(width)*float64(b.done)/float64(total)), 0), width)
+	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
+	line := fmt.Sprintf("%sDownloading %s [%s] %8s / %s%s", before, b.label, bar, decimalSize(b.done), decimalSize(total), after)
+	b.p.mu.Lock()
+	io.WriteString(b.p.w, line)
+	b.p.mu.Unlock()
+}
+
+// decimalSize is n as rkt's progress wrote sizes: three significant
+// digits, powers of 1000 ("3.72 MB").
+func decimalSize(n int64) string {
+	units := []string{"B", "KB", "MB", "GB", "TB", "PB"}
+	size := float64(n)
+	i := 0
+	for size >= 1000 && i < len(units)-1 {
+		size /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.3g %s", size, units[i])
 }

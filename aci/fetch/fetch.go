@@ -37,6 +37,7 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"github.com/rktng/rkt/aci/docker"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/aci/trust"
 	"github.com/rktng/rkt/common/config"
@@ -120,6 +121,9 @@ type Options struct {
 	// should be on the same machine as the store, e.g. <data dir>/tmp/fetch.
 	// Empty means a directory under os.TempDir().
 	DownloadDir string
+	// DockerLayers keeps docker layers for reuse by later conversions
+	// (docker.LayerCache); nil downloads every layer every time.
+	DockerLayers *docker.LayerCache
 	// Retries is how many times an interrupted download is resumed before
 	// giving up (default 3; negative: none).
 	Retries int

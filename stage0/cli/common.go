@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/rktng/rkt/aci/docker"
 	"github.com/rktng/rkt/aci/migrate"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/common/pod"
@@ -21,6 +22,21 @@ const (
 	defaultStage1File     = "stage1-host.aci"
 	systemStage1ImagesDir = "/usr/lib/rkt/stage1-images"
 )
+
+// dockerLayers is where docker layers are kept for later conversions.
+func (g *globals) dockerLayers() *docker.LayerCache {
+	return &docker.LayerCache{Dir: filepath.Join(g.Dir, "docker-layers")}
+}
+
+// pruneDockerLayers drops the kept docker layers no stored image is made
+// of any more.
+func (g *globals) pruneDockerLayers(st *store.Store) error {
+	_, err := g.dockerLayers().Prune(func(key string) bool {
+		_, err := st.Info(key)
+		return err == nil
+	})
+	return err
+}
 
 func (g *globals) openStore() (*store.Store, error) {
 	cas := filepath.Join(g.Dir, "cas")

@@ -37,6 +37,7 @@ func (g *globals) newFetcher(st *store.Store, policy images.PullPolicy) (*fetch.
 		Progress:           g.stderr,
 		Debug:              g.Debug,
 		DownloadDir:        filepath.Join(g.Dir, "tmp", "fetch"),
+		DockerLayers:       g.dockerLayers(),
 		NoRender:           g.fetchOnly,
 	})
 }

@@ -68,6 +68,9 @@ func runImageGC(g *globals, grace time.Duration) error {
 	if err := removeUnusedTrees(g, st, inUse); err != nil {
 		errs = appendErr(errs, err)
 	}
+	if err := g.pruneDockerLayers(st); err != nil {
+		errs = appendErr(errs, err)
+	}
 	if err := st.GC(0); err != nil {
 		errs = appendErr(errs, fmt.Errorf("cleaning store debris: %w", err))
 	}

@@ -50,6 +50,9 @@ func runImageRm(g *globals, args []string) error {
 	if err := removeUnusedTrees(g, st, inUse); err != nil {
 		errs = appendErr(errs, err)
 	}
+	if err := g.pruneDockerLayers(st); err != nil {
+		errs = appendErr(errs, err)
+	}
 	printRemoved(g, "image rm", removed)
 	return errs.ErrorOrNil()
 }
