@@ -25,31 +25,18 @@ GOARCH=$(go env GOARCH)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# The stage1 images are packed by aci/acibuild/mkstage1, as the tests pack
+# theirs: binaries, rootfs and a manifest from the contract's constants.
 build_fly() {
-	local d=$B/tmp/stage1-fly
-	rm -rf "$d" && mkdir -p "$d/rootfs"
-	go build -trimpath -ldflags="-s -w" -o "$d/rootfs/fly" ./stage1-fly
-	for e in run enter stop gc; do ln -s fly "$d/rootfs/$e"; done
-	# rkt 1.30's stage0 touches rkt/status in the stage1 rootfs.
-	mkdir -p "$d/rootfs/rkt/status" "$d/rootfs/rkt/env"
-	sed "s/\"amd64\"/\"$GOARCH\"/" stage1-fly/manifest.json >"$d/manifest.json"
-	"$B/tmp/mkaci" --manifest "$d/manifest.json" --rootfs "$d/rootfs" "$B/stage1-images/stage1-fly.aci"
+	"$B/tmp/mkstage1" fly "$B/stage1-images/stage1-fly.aci"
 }
 
 build_host_stage1() {
-	if [ ! -x stage1/mkrootfs.sh ] || [ ! -d stage1/host ]; then
-		return 0
-	fi
 	if ! command -v systemd-nspawn >/dev/null; then
 		log "systemd-nspawn not installed: skipping stage1-host.aci (apt-get install systemd-container)"
 		return 0
 	fi
-	local d=$B/tmp/stage1-host
-	rm -rf "$d" && mkdir -p "$d/bin"
-	go build -trimpath -ldflags="-s -w" -o "$d/bin/stage1-host" ./stage1/host
-	go build -trimpath -ldflags="-s -w" -o "$d/bin/stage2" ./stage2/cmd/stage2
-	stage1/mkrootfs.sh "$d/image" "$d/bin"
-	"$B/tmp/mkaci" --manifest "$d/image/manifest" --rootfs "$d/image/rootfs" "$B/stage1-images/stage1-host.aci"
+	"$B/tmp/mkstage1" host "$B/stage1-images/stage1-host.aci"
 }
 
 build_sample() {
@@ -75,6 +62,7 @@ build() {
 	log "building rkt"
 	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt" ./stage0/cmd/rkt
 	go build -o "$B/tmp/mkaci" ./aci/acibuild/mkaci
+	go build -o "$B/tmp/mkstage1" ./aci/acibuild/mkstage1
 	log "building stage1 images"
 	build_fly
 	build_host_stage1

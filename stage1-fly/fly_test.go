@@ -41,8 +41,10 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	flyImage, probeBin = filepath.Join(dir, "image"), filepath.Join(dir, "probe")
-	if err := buildImage(flyImage); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	// fly's image, packed as build.sh packs it.
+	pack := exec.Command(goTool(), "run", "../aci/acibuild/mkstage1", "--dir", flyImage, "fly")
+	if out, err := pack.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "packing fly: %v\n%s", err, out)
 		return 1
 	}
 	cmd := exec.Command(goTool(), "build", "-o", probeBin, "./testdata/probe")
@@ -52,32 +54,6 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// buildImage lays out fly's image directory: /fly, the entrypoints linked
-// to it, the contract's rkt/ directories and manifest.json.
-func buildImage(dir string) error {
-	rootfs := filepath.Join(dir, "rootfs")
-	cmd := exec.Command(goTool(), "build", "-o", filepath.Join(rootfs, "fly"), ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building fly: %v\n%s", err, out)
-	}
-	for _, e := range []string{"run", "enter", "stop", "gc"} {
-		if err := os.Symlink("fly", filepath.Join(rootfs, e)); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{stage1.StatusDir, stage1.EnvDir} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			return err
-		}
-	}
-	b, err := os.ReadFile("manifest.json")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "manifest"), b, 0o644)
 }
 
 // goTool is the go command that runs this test.
@@ -628,10 +604,11 @@ func TestManifestModel(t *testing.T) {
 	}
 }
 
-// manifest.json is a valid stage1 image manifest naming the entrypoints
-// this binary answers to.
+// The packed image's manifest is a valid stage1 image manifest naming the
+// entrypoints this binary answers to.
 func TestImageManifest(t *testing.T) {
-	b, err := os.ReadFile("manifest.json")
+	requireRoot(t) // TestMain packs the image only as root
+	b, err := os.ReadFile(filepath.Join(flyImage, "manifest"))
 	must(t, err)
 	var im schema.ImageManifest
 	must(t, im.UnmarshalJSON(b))

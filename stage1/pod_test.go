@@ -1,8 +1,8 @@
 package stage1_test
 
-// Helpers for the functional tests: they build the stage1-host image once
-// (the Go binaries and mkrootfs.sh, as build.sh does) and lay out pods with
-// the conformance suite's pod builder (common/stage1/stage1test).
+// Helpers for the functional tests: they pack the stage1-host image once
+// (with aci/acibuild/mkstage1, as build.sh does) and lay out pods with the
+// conformance suite's pod builder (common/stage1/stage1test).
 
 import (
 	"fmt"
@@ -50,20 +50,9 @@ func stage1Image(t testing.TB) string {
 			return
 		}
 		imageDir = dir
-		bin := filepath.Join(dir, "bin")
-		for pkg, out := range map[string]string{
-			"./host":               "stage1-host",
-			"../stage2/cmd/stage2": "stage2",
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(bin, out), pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				imageErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-		if b, err := exec.Command("bash", "mkrootfs.sh", filepath.Join(dir, "image"), bin).CombinedOutput(); err != nil {
-			imageErr = fmt.Errorf("mkrootfs.sh: %v\n%s", err, b)
+		cmd := exec.Command("go", "run", "../aci/acibuild/mkstage1", "--dir", filepath.Join(dir, "image"), "host")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			imageErr = fmt.Errorf("packing stage1-host: %v\n%s", err, b)
 		}
 	})
 	if imageErr != nil {

@@ -27,7 +27,7 @@ const (
 	AnnAppStop          = "coreos.com/rkt/stage1/app/stop"
 	AnnInterfaceVersion = "coreos.com/rkt/stage1/interface-version"
 	// AnnSystemdVersion is the major version of the systemd a stage1-host
-	// image was built from (stage1/mkrootfs.sh); the run entrypoint
+	// image was built from (aci/acibuild/mkstage1); the run entrypoint
 	// compares it with the host's systemd-nspawn.
 	AnnSystemdVersion = "coreos.com/rkt/stage1/systemd-version"
 )

@@ -25,7 +25,7 @@ var (
 )
 
 // plugins builds the CNI plugins of stage1/cni-plugins.txt once, as
-// stage1/mkrootfs.sh does.
+// the stage1 packer (aci/acibuild/mkstage1) does.
 func plugins(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {

@@ -3,7 +3,8 @@
 // prepares the app's rootfs, runs its pre-start handlers and execs it), then
 // the reaper and the post-stop handlers after it. The static units of the
 // stage1 image (journald, the shutdown chain) are the files beside this
-// one; mkrootfs.sh copies them into the image.
+// one; the stage1 packer (aci/acibuild/mkstage1) copies them into the
+// image.
 package units
 
 import (

@@ -74,7 +74,7 @@ func TestWrite(t *testing.T) {
 	}
 }
 
-// The static units are what mkrootfs.sh copies; a halt or poweroff that
+// The static units are what the stage1 packer (aci/acibuild/mkstage1) copies; a halt or poweroff that
 // did not end in exit would lose the pod's exit status.
 func TestStaticShutdownUnitsExit(t *testing.T) {
 	for _, target := range []string{"halt.target", "poweroff.target", "reboot.target", "exit.target", "ctrl-alt-del.target"} {

@@ -7,9 +7,8 @@
 // The stage1 under test is chosen with RKT_STAGE1 so that the same suite runs
 // against every implementation of the stage1 contract:
 //
-//	RKT_STAGE1=fly (default)  build ./stage1-fly and pack it as an ACI
-//	RKT_STAGE1=host           build ./stage1/host and ./stage2/cmd/stage2, assemble
-//	                          them with stage1/mkrootfs.sh (needs systemd-nspawn)
+//	RKT_STAGE1=fly (default)  pack stage1-fly with aci/acibuild/mkstage1, as build.sh does
+//	RKT_STAGE1=host           pack stage1-host with it (needs systemd-nspawn)
 //	RKT_STAGE1=/path/to.aci   any stage1 image; RKT_STAGE1_FLAVOR=fly|host says how it behaves,
 //	                          RKT_STAGE1_CAPS=app-status,enter,... what it can do (stage1test.Caps)
 //
@@ -24,23 +23,15 @@
 package testutil
 
 import (
-	"archive/tar"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/appc/spec/schema"
-
-	"github.com/rktng/rkt/aci/acibuild"
 	"github.com/rktng/rkt/common/stage1/stage1test"
 )
 
@@ -199,9 +190,9 @@ func build() (*Artifacts, error) {
 		stage1 = "fly"
 	}
 	targets := map[string]string{a.Rkt: "./stage0/cmd/rkt", a.Inspect: "./tests/inspect"}
-	flyBin := filepath.Join(dir, "fly")
-	if stage1 == "fly" {
-		targets[flyBin] = "./stage1-fly"
+	packer := filepath.Join(dir, "mkstage1")
+	if stage1 == "fly" || stage1 == "host" {
+		targets[packer] = "./aci/acibuild/mkstage1"
 	}
 	// The builds are independent; the go command shares one cache, so
 	// running them side by side mostly overlaps linking.
@@ -225,18 +216,15 @@ func build() (*Artifacts, error) {
 		return nil, err
 	}
 	switch stage1 {
-	case "fly":
-		aci := filepath.Join(dir, "stage1-fly.aci")
-		if err := buildFlyACI(root, flyBin, aci); err != nil {
+	case "fly", "host":
+		aci := filepath.Join(dir, "stage1-"+stage1+".aci")
+		if err := buildStage1ACI(root, packer, stage1, aci); err != nil {
 			return nil, err
 		}
-		a.Stage1 = Stage1{Flavor: "fly", ACI: aci, Caps: stage1test.Fly}
-	case "host":
-		aci := filepath.Join(dir, "stage1-host.aci")
-		if err := buildHostACI(root, dir, aci); err != nil {
+		a.Stage1, err = flavorStage1(stage1, aci)
+		if err != nil {
 			return nil, err
 		}
-		a.Stage1 = Stage1{Flavor: "host", ACI: aci, Caps: stage1test.Host}
 	default:
 		if _, err := os.Stat(stage1); err != nil {
 			return nil, fmt.Errorf("RKT_STAGE1=%s: %w", stage1, err)
@@ -258,100 +246,19 @@ func goBuild(root, out, pkg string) error {
 	return nil
 }
 
-// buildFlyACI packs the fly binary as rkt's fly stage1 is laid out: one
-// binary /fly and the entrypoints as symlinks to it (the binary picks its
-// role from argv[0]), with the manifest kept in stage1-fly/manifest.json.
-func buildFlyACI(root, bin, out string) error {
-	mb, err := os.ReadFile(filepath.Join(root, "stage1-fly", "manifest.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		// Until stage1-fly ships its manifest: the layout its package
-		// comment describes, at the contract's interface version.
-		mb = []byte(fmt.Sprintf(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"coreos.com/rkt/stage1-fly",
-			"labels":[{"name":"version","value":"0.0.0"},{"name":"os","value":"linux"},{"name":"arch","value":%q}],
-			"annotations":[{"name":"coreos.com/rkt/stage1/run","value":"/run"},{"name":"coreos.com/rkt/stage1/enter","value":"/enter"},
-			{"name":"coreos.com/rkt/stage1/gc","value":"/gc"},{"name":"coreos.com/rkt/stage1/stop","value":"/stop"},
-			{"name":"coreos.com/rkt/stage1/interface-version","value":"6"}]}`, runtime.GOARCH))
-	} else if err != nil {
-		return fmt.Errorf("reading the fly stage1 manifest: %w", err)
-	}
-	var m schema.ImageManifest
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return fmt.Errorf("stage1-fly/manifest.json: %w", err)
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	var links []acibuild.File
-	var dirs []string
-	seen := map[string]bool{}
-	for _, ann := range m.Annotations {
-		if !strings.HasPrefix(string(ann.Name), "coreos.com/rkt/stage1/") || !strings.HasPrefix(ann.Value, "/") {
-			continue
-		}
-		p := strings.TrimPrefix(filepath.Clean(ann.Value), "/")
-		if p == "fly" {
-			continue
-		}
-		for d := filepath.Dir(p); d != "." && !seen[d]; d = filepath.Dir(d) {
-			seen[d] = true
-			dirs = append(dirs, d)
-		}
-		rel, err := filepath.Rel(filepath.Dir("/"+p), "/fly")
-		if err != nil {
-			return err
-		}
-		links = append(links, acibuild.File{Path: p, Mode: 0o777, Type: tar.TypeSymlink, Linkname: rel})
-	}
-	// rkt 1.30's stage0 touches rkt/status in a stage1 rootfs (and fails
-	// when it is missing); rkt/env is the other directory of the contract.
-	dirs = append(dirs, "rkt", "rkt/status", "rkt/env")
-	sort.Strings(dirs) // parents first
-	files := []acibuild.File{{Path: "fly", Mode: 0o755, Data: data}}
-	for _, d := range dirs {
-		files = append(files, acibuild.File{Path: d, Mode: os.ModeDir | 0o755, Type: tar.TypeDir})
-	}
-	files = append(files, links...)
-	var buf bytes.Buffer
-	if err := acibuild.Build(&buf, &m, files); err != nil {
-		return fmt.Errorf("packing the fly stage1: %w", err)
-	}
-	return os.WriteFile(out, buf.Bytes(), 0o644)
-}
-
-// buildHostACI builds the systemd-nspawn stage1 the way build.sh does: the
-// Go binaries, then stage1/mkrootfs.sh around the host's systemd.
-func buildHostACI(root, dir, out string) error {
-	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
-		return fmt.Errorf("RKT_STAGE1=host: systemd-nspawn is not installed (apt-get install systemd-container): %w", err)
-	}
-	bin := filepath.Join(dir, "host-bin")
-	for name, pkg := range map[string]string{"stage1-host": "./stage1/host", "stage2": "./stage2/cmd/stage2"} {
-		if err := goBuild(root, filepath.Join(bin, name), pkg); err != nil {
-			return err
+// buildStage1ACI packs the stage1 of flavor (fly or host) from the tree
+// with the packer build.sh uses (aci/acibuild/mkstage1).
+func buildStage1ACI(root, packer, flavor, out string) error {
+	if flavor == "host" {
+		if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+			return fmt.Errorf("RKT_STAGE1=host: systemd-nspawn is not installed (apt-get install systemd-container): %w", err)
 		}
 	}
-	img := filepath.Join(dir, "host-image")
-	cmd := exec.Command(filepath.Join(root, "stage1", "mkrootfs.sh"), img, bin)
+	cmd := exec.Command(packer, "--src", root, flavor, out)
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("stage1/mkrootfs.sh: %v\n%s", err, b)
+		return fmt.Errorf("packing the %s stage1: %v\n%s", flavor, err, b)
 	}
-	mb, err := os.ReadFile(filepath.Join(img, "manifest"))
-	if err != nil {
-		return err
-	}
-	var m schema.ImageManifest
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return fmt.Errorf("stage1-host manifest: %w", err)
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if err := acibuild.BuildFromDir(f, &m, filepath.Join(img, "rootfs")); err != nil {
-		f.Close()
-		return fmt.Errorf("packing the host stage1: %w", err)
-	}
-	return f.Close()
+	return nil
 }
