@@ -27,6 +27,9 @@ func Suite(t *testing.T, image string, caps Caps) {
 	t.Run("GCIdempotent", s.gcIdempotent)
 	t.Run("BadArguments", s.badArguments)
 	t.Run("RunArgsOfEachVersion", s.runArgs)
+	if caps.Has(Networks) {
+		t.Run("NetworkNone", s.networkNone)
+	}
 }
 
 type suite struct {
@@ -143,6 +146,12 @@ func (s *suite) runningPod(t *testing.T) {
 		if out, code := p.Entrypoint(stage1.AnnEnter, ea.Args()...); code != 4 || !strings.Contains(out, "entered") {
 			t.Errorf("enter: exit status %d, want 4; output %q", code, out)
 		}
+		if s.caps.Has(BootsSystemd) {
+			ea.Cmd = []string{"/bin/cat", "/proc/1/comm"}
+			if out, code := p.Entrypoint(stage1.AnnEnter, ea.Args()...); code != 0 || strings.TrimSpace(out) != "systemd" {
+				t.Errorf("the pod's PID 1 seen by enter: %q (exit status %d), want systemd", out, code)
+			}
+		}
 	}
 	if out, code := p.Entrypoint(stage1.AnnStop, p.UUID); code != 0 {
 		t.Fatalf("stop: exit status %d: %s", code, out)
@@ -241,5 +250,15 @@ func (s *suite) runArgs(t *testing.T) {
 		if r := p.Run(args[:len(args)-1]...); r.Code != 0 || !strings.Contains(r.Stdout, "ran") {
 			t.Errorf("version %d, %q: %v", v, args, r)
 		}
+	}
+}
+
+// networkNone: --net=none gives the pod a network namespace of its own
+// with loopback only.
+func (s *suite) networkNone(t *testing.T) {
+	p := NewPod(t, s.image, []App{s.app("net", `while read -r l; do case $l in *:*) echo "iface=${l%%:*}";; esac; done </proc/net/dev`)})
+	r := p.Run("--net=none")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "iface=lo") || strings.Count(r.Stdout, "iface=") != 1 {
+		t.Errorf("--net=none: want loopback alone: %v", r)
 	}
 }
