@@ -247,12 +247,17 @@ func TestPrivateUsers(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
 	c.RequireCaps(stage1test.BootsSystemd | stage1test.Networks)
-	aci := c.InspectACI("--print-user", "--print-ns=user", "--print-msg=ready", "--sleep=120s")
+	const rootEtc = "/etc: type=dir mode=0755 uid=0 gid=0"
+	aci := c.InspectACI("--print-user", "--print-ns=user", "--stat-file=/etc", "--write-file=/etc/pu:y",
+		"--print-msg=ready", "--sleep=120s")
 	for _, net := range []string{"host", "default"} {
 		p, uuid := isoStart(c, "--private-users", "--net="+net, aci)
 		out := p.Stdout()
 		if v, _ := value(out, "uid"); !strings.HasPrefix(v, "0 euid=0 gid=0") {
 			t.Errorf("--net=%s: the app is not root in its user namespace: %q", net, out)
+		}
+		if !strings.Contains(out, rootEtc) {
+			t.Errorf("--net=%s: the app's files are not root's in the pod (want %q): %q", net, rootEtc, out)
 		}
 		userns, _ := value(out, "ns-user")
 		host, err := os.Readlink("/proc/self/ns/user")
@@ -281,6 +286,9 @@ func TestPrivateUsers(t *testing.T) {
 			t.Errorf("--net=%s: rm left the pod's directory", net)
 		}
 	}
+	// The shift is the pod's: the store's trees stay root's for the next.
+	r := c.ExpectOK(c.Run("--net=host", aci, "--exec=/inspect", "--", "--stat-file=/etc"))
+	expectLine(t, r, rootEtc+" size=4096")
 }
 
 // privateUsersShift is the first host uid of the pod's --private-users

@@ -37,12 +37,14 @@ func TestNomadCommandLine(t *testing.T) {
 		"--set-env=NOMAD_TASK_NAME=web", "--set-env=NOMAD_ALLOC_DIR=/alloc",
 		aci, "--exec=/inspect", "--memory=134217728", "--cpu=100", "--user=user1", "--group=group1",
 		"--", "--on-sigterm=0", "--print-env=NOMAD_TASK_NAME", "--read-file=/secrets/token",
-		"--write-file=/alloc/started:yes", "--print-user", "--sleep=120s"))
+		"--read-file=/etc/resolv.conf", "--write-file=/alloc/started:yes", "--print-user", "--sleep=120s"))
 	uuid := strings.TrimSpace(r.Stdout)
 	if !testutil.IsUUID(uuid) {
 		t.Fatalf("prepare's stdout trimmed is not the UUID alone: %q", r.Stdout)
 	}
-	p := c.Start("--insecure-options=all", "--debug=false", "run-prepared", uuid)
+	// The driver's network and DNS flags go to run-prepared.
+	p := c.Start("--insecure-options=all", "--debug=false", "run-prepared", "--net=host",
+		"--dns=127.0.0.53", "--dns-search=service.consul", uuid)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(alloc + "/started"); err == nil {
@@ -70,6 +72,11 @@ func TestNomadCommandLine(t *testing.T) {
 	c.ExpectOK(r)
 	for _, l := range []string{"NOMAD_TASK_NAME=web", "<<<s3cret>>>", "got=SIGTERM"} {
 		expectLine(t, r, l)
+	}
+	for _, l := range []string{"nameserver 127.0.0.53", "search service.consul"} {
+		if !strings.Contains(r.Stdout, l) {
+			t.Errorf("run-prepared --dns/--dns-search: no %q in the pod's resolv.conf: %v", l, r)
+		}
 	}
 	if v, _ := value(r.Stdout, "uid"); !strings.HasPrefix(v, "1000 euid=1000 gid=1000 egid=1000") {
 		t.Errorf("--user=user1 --group=group1: %v", r)
