@@ -137,6 +137,38 @@ func isoAppCgroup(t *testing.T, c *testutil.Ctx, uuid, app, ctrl string) string 
 	return filepath.Join(isoPodCgroup(t, c, uuid, ctrl), "system.slice", app+".service")
 }
 
+// isoExpectQuota fails t unless the cgroup dir has the CFS quota of
+// --cpu=200m: 20 ms in each 100 ms period.
+func isoExpectQuota(t *testing.T, dir string) {
+	t.Helper()
+	if isoPureV2() {
+		if got := strings.TrimSpace(string(readFile(t, filepath.Join(dir, "cpu.max")))); got != "20000 100000" {
+			t.Errorf("%s/cpu.max = %q, want \"20000 100000\" for --cpu=200m", dir, got)
+		}
+		return
+	}
+	quota := strings.TrimSpace(string(readFile(t, filepath.Join(dir, "cpu.cfs_quota_us"))))
+	period := strings.TrimSpace(string(readFile(t, filepath.Join(dir, "cpu.cfs_period_us"))))
+	if quota != "20000" || period != "100000" {
+		t.Errorf("%s: cpu.cfs_quota_us=%s cpu.cfs_period_us=%s, want 20000 and 100000 for --cpu=200m", dir, quota, period)
+	}
+}
+
+// isoCPUUsed is the CPU time the app's cgroup used: usage_usec of its
+// cpu.stat on cgroup v2, cpuacct.usage on v1.
+func isoCPUUsed(t *testing.T, c *testutil.Ctx, uuid, app string, stat map[string]string) time.Duration {
+	t.Helper()
+	if us, err := strconv.ParseInt(stat["usage_usec"], 10, 64); err == nil {
+		return time.Duration(us) * time.Microsecond
+	}
+	usage := strings.TrimSpace(string(readFile(t, filepath.Join(isoAppCgroup(t, c, uuid, app, "cpuacct"), "cpuacct.usage"))))
+	ns, err := strconv.ParseInt(usage, 10, 64)
+	if err != nil {
+		t.Fatalf("cpuacct.usage of %s: %q: %v", app, usage, err)
+	}
+	return time.Duration(ns)
+}
+
 // TestIsolatorsConfinedApp: an app run with memory, cpu, capability and
 // seccomp isolators sees exactly those from inside: the bounding and
 // effective sets, seccomp filter mode, its cgroup's limits; the syscall its
@@ -335,27 +367,30 @@ func TestIsolatorsThrottled(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	stat := isoValues(strings.ReplaceAll(string(readFile(t, filepath.Join(dir, "cpu.stat"))), " ", "="))
-	if n, _ := strconv.Atoi(stat["nr_throttled"]); n < 5 {
-		t.Errorf("cpu.stat of %s after 400 ms of CPU under --cpu=200m: nr_throttled=%q, want >= 5\n%v", dir, stat["nr_throttled"], stat)
-	}
 	t.Logf("cpu.stat of the app under --cpu=200m after 400 ms of CPU: %v", stat)
-	if us, err := strconv.ParseInt(stat["usage_usec"], 10, 64); err == nil && isoPureV2() {
-		// cgroup v2: the unit's cgroup also counts the stage2 helper's
-		// start (slow under qemu), so the bound is the quota itself: at
-		// most 20% (and a little) of the periods the cgroup ran in.
-		periods, _ := strconv.ParseInt(stat["nr_periods"], 10, 64)
-		if periods == 0 || us > periods*100_000*25/100 {
-			t.Errorf("under --cpu=200m the app used %v of CPU over %d periods of 100 ms, more than 20%%", time.Duration(us)*time.Microsecond, periods)
-		}
+	isoExpectQuota(t, dir)
+	periods, _ := strconv.ParseInt(stat["nr_periods"], 10, 64)
+	throttled, _ := strconv.ParseInt(stat["nr_throttled"], 10, 64)
+	used := isoCPUUsed(t, c, uuid, app, stat)
+	if periods == 0 {
+		t.Fatalf("cpu.stat of %s: no CFS periods counted: the quota is not in force\n%v", dir, stat)
 	}
-	usage, err := os.ReadFile(filepath.Join(isoAppCgroup(t, c, uuid, app, "cpuacct"), "cpuacct.usage"))
-	if err == nil {
-		ns, _ := strconv.ParseInt(strings.TrimSpace(string(usage)), 10, 64)
-		// The loop stops at 400 ms of CPU; allow for start-up and one
-		// period's overrun, but not for an unenforced quota.
-		if ns > int64(700*time.Millisecond) {
-			t.Errorf("the busy loop used %v of CPU under --cpu=200m, asked to stop at 400 ms", time.Duration(ns))
-		}
+	// The quota is 20 ms of every 100 ms period: over its periods the app
+	// may have used at most that (and a little for the period it started
+	// in), however loaded the machine is.
+	if used > time.Duration(periods)*25*time.Millisecond {
+		t.Errorf("under --cpu=200m the app used %v of CPU over %d periods of 100 ms, more than 20%%", used, periods)
+	}
+	// It is throttled whenever it could have run more: on a loaded machine
+	// the scheduler may hand it less than its quota, and then nothing needs
+	// throttling. Only when it ran near its quota must throttling show.
+	if perPeriod := used / time.Duration(periods); perPeriod >= 15*time.Millisecond && throttled < 1 {
+		t.Errorf("cpu.stat of %s: %v of CPU a period under a 20 ms quota but never throttled\n%v", dir, perPeriod, stat)
+	}
+	// The loop stops at 400 ms of CPU; allow for start-up and one
+	// period's overrun, but not for an unenforced quota.
+	if used > 700*time.Millisecond {
+		t.Errorf("the busy loop used %v of CPU under --cpu=200m, asked to stop at 400 ms", used)
 	}
 	c.ExpectOK(c.Rkt("stop", uuid))
 	p.Wait(testutil.Scale(30 * time.Second))
