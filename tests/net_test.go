@@ -58,7 +58,9 @@ func serverImage(c *testutil.Ctx, name string, extra ...string) string {
 }
 
 // peerNS is a network namespace the test made, joined to the host by a
-// veth pair: host side 10.250.N.1/30, peer side 10.250.N.2/30.
+// veth pair: host side 10.250.N.1/30, peer side 10.250.N.2/30. It has no
+// route beyond its /30: only a pod's traffic masqueraded to the host's
+// address there gets an answer, as from another host on the network.
 type peerNS struct {
 	name, hostIP, peerIP, link string
 }
@@ -75,7 +77,6 @@ func newPeerNS(t *testing.T, n int) *peerNS {
 		{"ip", "-n", p.name, "addr", "add", p.peerIP + "/30", "dev", "eth0"},
 		{"ip", "-n", p.name, "link", "set", "eth0", "up"},
 		{"ip", "-n", p.name, "link", "set", "lo", "up"},
-		{"ip", "-n", p.name, "route", "add", "default", "via", p.hostIP},
 	} {
 		if b, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
 			p.close()
@@ -137,7 +138,8 @@ func uuidFrom(t *testing.T, file string) string {
 // reach each other; the server's --port is reached from the host on
 // 127.0.0.1 and from a namespace outside (through the host's address
 // there); a second pod cannot take the same host port; a pod on
-// default-restricted cannot reach outside; list and status show the
+// default-restricted cannot reach outside; the outside answers the pods
+// on default only through their masquerade; list and status show the
 // network; gc leaves nothing on the host.
 func TestNetDefault(t *testing.T) {
 	t.Parallel()
@@ -414,7 +416,6 @@ func TestNetGCAndKill(t *testing.T) {
 	im.AddMountPoint("vol", "/vol", false)
 	failsAfterNet := []string{"--volume=vol,kind=host,source=" + c.WriteFile("not-a-dir", "x"), c.WriteImage(im)}
 
-	var keys []string
 	// gc collects the pods there are, checking first that each has left a
 	// trace to look for, and checks the host for traces afterwards.
 	gc := func(what string, want, wantIPs int) {
@@ -423,6 +424,7 @@ func TestNetGCAndKill(t *testing.T) {
 		if len(pods) != want {
 			t.Errorf("%s: %d pods, want %d", what, len(pods), want)
 		}
+		var keys []string
 		for _, p := range pods {
 			keys = append(keys, p.Name)
 		}
@@ -430,8 +432,14 @@ func TestNetGCAndKill(t *testing.T) {
 		if len(ips) < wantIPs {
 			t.Errorf("%s: %d pods hold an IP before gc, want at least %d: the test proves little", what, len(ips), wantIPs)
 		}
-		keys = append(keys, ips...)
 		c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
+		// Other pods on the host share the subnet: an IP released here
+		// may be another's already.
+		for _, ip := range ips {
+			if !reservedByOther(ip, keys) {
+				keys = append(keys, ip)
+			}
+		}
 		if tr := hostTraces(t, keys); len(tr) > 0 {
 			t.Errorf("%s: left on the host after gc:\n%s", what, strings.Join(tr, "\n"))
 		}
@@ -458,6 +466,19 @@ func TestNetGCAndKill(t *testing.T) {
 		syscall.Kill(-p.Pid(), syscall.SIGKILL)
 		p.Wait(10 * time.Second)
 	}
+	// A kill that lands after the setup, in nspawn's start, leaves the
+	// pod's processes to die a moment later; gc leaves running pods.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		running := 0
+		for _, p := range c.List() {
+			if p.State == "running" {
+				running++
+			}
+		}
+		if running == 0 {
+			break
+		}
+	}
 	gc("5 pods run and 6 killed", 11, 0)
 
 	for round := 0; round < 2; round++ {
@@ -477,6 +498,22 @@ func TestNetGCAndKill(t *testing.T) {
 	if ms := testutil.MountsUnder(c.Dir); len(ms) > 0 {
 		t.Errorf("mounts left after gc: %q", ms)
 	}
+}
+
+// reservedByOther tells whether host-local has reserved ip (followed by a
+// space) for a container not among ids.
+func reservedByOther(ip string, ids []string) bool {
+	b, err := os.ReadFile(filepath.Join("/var/lib/cni/networks/default", strings.TrimSpace(ip)))
+	if err != nil {
+		return false
+	}
+	id, _, _ := strings.Cut(string(b), "\n")
+	for _, k := range ids {
+		if strings.TrimSpace(id) == k {
+			return false
+		}
+	}
+	return true
 }
 
 // podIPs are the addresses host-local reserved for pods (read before
@@ -504,23 +541,34 @@ func podIPs(t *testing.T, c *testutil.Ctx, pods []testutil.Pod) []string {
 // is gone when gc runs outside; gc still removes everything of the pods
 // from the host, their IP masquerade chains and forwarded ports included.
 // Both ways seen to leak: a pod that ran and exited, and a stage1 that
-// failed after its network was set up.
+// failed after its network was set up. The network masquerades per pod,
+// with ptp's ipMasq, as rkt 1.30's default network did (ours masquerades
+// per subnet, see TestNetDefault).
 func TestNetPrivateMountNS(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
 	requireNetTools(c)
 	unshare := c.RequireTool("unshare")
+	n := 10 + (os.Getpid()+13)%200
+	conf := fmt.Sprintf(`{"cniVersion":"0.4.0","name":"masqnet","type":"ptp","ipMasq":true,
+"ipam":{"type":"host-local","subnet":"10.253.%d.0/24","dataDir":%q,"routes":[{"dst":"0.0.0.0/0"}]}}`, n, c.Path("ipam"))
+	if err := os.MkdirAll(filepath.Join(c.LocalConfig, "net.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.LocalConfig, "net.d", "10-masqnet.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	img := c.A.InspectImage("example.com/net-private", "--print-ifaces")
 	img.Manifest.App.Ports = []types.Port{{Name: "http", Protocol: "tcp", Port: 8080}}
 	aci := c.WriteImage(img)
 	private := []string{unshare, "-m", "--propagation", "private"}
-	r := c.ExpectOK(c.RunWith(testutil.Opts{Wrap: private}, "--port=http:"+strconv.Itoa(freePort(t)), aci))
-	if !strings.Contains(r.Stdout, "iface=eth0 addrs=172.16.28.") {
-		t.Errorf("the pod had no address on the default network:\n%s", r.Stdout)
+	r := c.ExpectOK(c.RunWith(testutil.Opts{Wrap: private}, "--net=masqnet", "--port=http:"+strconv.Itoa(freePort(t)), aci))
+	if !strings.Contains(r.Stdout, fmt.Sprintf("iface=eth0 addrs=10.253.%d.", n)) {
+		t.Errorf("the pod had no address on its network:\n%s", r.Stdout)
 	}
 	// The stage1 fails after the network is set up: no cgroupfs.
 	noCgroups := append(private, "sh", "-c", `mount -t tmpfs tmpfs /sys/fs/cgroup && exec "$@"`, "sh")
-	c.Expect(c.RunWith(testutil.Opts{Wrap: noCgroups}, aci), 254)
+	c.Expect(c.RunWith(testutil.Opts{Wrap: noCgroups}, "--net=masqnet", aci), 254)
 
 	var keys []string
 	for _, p := range c.List() {
@@ -578,8 +626,8 @@ func TestNetGCStage1Unmounted(t *testing.T) {
 		t.Fatalf("net-info.json: %v %+v", err, nets)
 	}
 	keys := []string{uuid, nets[0].IP + " "}
-	if tr := hostTraces(t, keys); !strings.Contains(strings.Join(tr, "\n"), "MASQUERADE") {
-		t.Fatalf("no masquerade rule of the pod before gc: the test proves nothing:\n%s", strings.Join(tr, "\n"))
+	if tr := strings.Join(hostTraces(t, keys), "\n"); !strings.Contains(tr, "dnat") || !strings.Contains(tr, "/var/lib/cni/networks") {
+		t.Fatalf("no forwarded port or IP reservation of the pod before gc: the test proves nothing:\n%s", tr)
 	}
 	unmountAll := `m=$(awk -v d="$0/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
 echo "unmounted $(echo "$m" | grep -c "/$1/")" >&2

@@ -42,6 +42,11 @@ const (
 	UserPluginDir = "/usr/lib/rkt/plugins/net"
 	// IfNamePattern names the pod's interfaces in attachment order.
 	IfNamePattern = "eth%d"
+	// SubnetMasqKey, true in a network's (first plugin's) configuration,
+	// asks rkt for one IP masquerade rule for the network's IPAM subnet,
+	// held while any pod is attached, instead of the plugin's rules per
+	// pod ("ipMasq"). The plugins ignore it.
+	SubnetMasqKey = "rktSubnetMasq"
 )
 
 // Sentinel errors for the categories of refusal.
@@ -188,14 +193,17 @@ type Selected struct {
 	Args string
 }
 
-// The built-in networks, as rkt's stage1 shipped them in etc/rkt/net.d.
+// The built-in networks, as rkt's stage1 shipped them in etc/rkt/net.d,
+// but for the default network's masquerade: one rule for the subnet
+// (SubnetMasqKey) where rkt's had ptp make one per pod.
 // They are used unless a net.d directory defines a network of the same name.
 var builtins = []Conf{
 	{Name: Default, Type: "ptp", File: "99-default.conf", Bytes: []byte(`{
 	"cniVersion": "0.4.0",
 	"name": "default",
 	"type": "ptp",
-	"ipMasq": true,
+	"ipMasq": false,
+	"rktSubnetMasq": true,
 	"ipam": {
 		"type": "host-local",
 		"subnet": "172.16.28.0/24",

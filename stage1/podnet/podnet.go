@@ -145,10 +145,8 @@ func Setup(ctx context.Context, cfg Config) (*Result, error) {
 // else the last; -1 when there is no network.
 func portNet(nets []network.Selected) int {
 	for i, n := range nets {
-		var c struct {
-			IPMasq bool `json:"ipMasq"`
-		}
-		if json.Unmarshal(n.Bytes, &c) == nil && c.IPMasq {
+		var c map[string]any
+		if json.Unmarshal(n.Bytes, &c) == nil && (c["ipMasq"] == true || c[network.SubnetMasqKey] == true) {
 			return i
 		}
 	}
@@ -171,6 +169,15 @@ func attach(ctx context.Context, cni *libcni.CNIConfig, cfg Config, i int, ports
 	}
 	if err := saveRecord(cfg.PodDir, rec); err != nil {
 		return network.Info{}, nil, err
+	}
+	masq, err := subnetMasqOf(n.Name, pluginConfs(list))
+	if err != nil {
+		return network.Info{}, nil, err
+	}
+	if masq != nil {
+		if err := masq.acquire(cfg.UUID, rec.IfName); err != nil {
+			return network.Info{}, nil, err
+		}
 	}
 	rt, err := rec.runtimeConf(cfg.UUID, NetNSPath(cfg.PodDir))
 	if err != nil {
@@ -195,6 +202,14 @@ func attach(ctx context.Context, cni *libcni.CNIConfig, cfg Config, i int, ports
 		}
 	}
 	return info, &res.DNS, nil
+}
+
+func pluginConfs(list *libcni.NetworkConfigList) [][]byte {
+	var out [][]byte
+	for _, p := range list.Plugins {
+		out = append(out, p.Bytes)
+	}
+	return out
 }
 
 // confList turns a configuration into the list libcni runs, with the
@@ -373,6 +388,11 @@ func detach(ctx context.Context, cni *libcni.CNIConfig, podDir, uuid, netns stri
 	}
 	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
 		return errors.Join(err, standInErr)
+	}
+	if masq, _ := subnetMasqOf(r.Name, pluginConfs(list)); masq != nil {
+		if err := masq.release(uuid, r.IfName); err != nil {
+			return errors.Join(err, standInErr)
+		}
 	}
 	if err := os.Remove(conf + recordSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
