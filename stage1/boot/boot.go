@@ -204,6 +204,11 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if shift >= 0 {
+		if err := checkUserNamespaces(); err != nil {
+			return nil, err
+		}
+	}
 	plan := &Plan{Path: nspawn, apps: limits, podLimits: pl, rootfs: rootfs, host: host, uidShift: shift}
 	plan.Args = []string{
 		"systemd-nspawn",
@@ -479,6 +484,24 @@ func uidShift(privateUsers string) (int, error) {
 		return -1, fmt.Errorf("--private-users=%s: want SHIFT:COUNT: %w", privateUsers, stage1.ErrUsage)
 	}
 	return int(n), nil
+}
+
+// maxUserNamespaces is the host's limit on user namespaces; 0 turns them
+// off (some hardened hosts), and nspawn would fail with a bare EPERM/ENOSPC.
+var maxUserNamespaces = "/proc/sys/user/max_user_namespaces"
+
+func checkUserNamespaces() error {
+	b, err := os.ReadFile(maxUserNamespaces)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return errors.New("--private-users: this kernel has no user namespaces")
+		}
+		return fmt.Errorf("--private-users: %w", err)
+	}
+	if strings.TrimSpace(string(b)) == "0" {
+		return fmt.Errorf("--private-users: user namespaces are turned off on this host (%s is 0)", maxUserNamespaces)
+	}
+	return nil
 }
 
 // joinNetns moves the calling thread into the network namespace bound at
