@@ -61,6 +61,8 @@ build() {
 	mkdir -p "$B/bin" "$B/stage1-images" "$B/images" "$B/tmp"
 	log "building rkt"
 	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt" ./stage0/cmd/rkt
+	# Reads rkt 1.30's store index when migrating it (aci/migrate).
+	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt-ql-dump" ./aci/migrate/rkt-ql-dump
 	go build -o "$B/tmp/mkaci" ./aci/acibuild/mkaci
 	go build -o "$B/tmp/mkstage1" ./aci/acibuild/mkstage1
 	log "building stage1 images"
@@ -192,6 +194,7 @@ install() {
 	need_root install
 	build
 	install -D -m 0755 "$B/bin/rkt" /usr/bin/rkt
+	install -D -m 0755 "$B/bin/rkt-ql-dump" /usr/lib/rkt/rkt-ql-dump
 	install -d /usr/lib/rkt/stage1-images
 	install -m 0644 "$B"/stage1-images/*.aci /usr/lib/rkt/stage1-images/
 	install -D -m 0644 dist/systemd/rkt-gc.service /usr/lib/systemd/system/rkt-gc.service

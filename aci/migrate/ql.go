@@ -1,12 +1,17 @@
 package migrate
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
-
-	"modernc.org/ql"
 
 	"github.com/rktng/rkt/aci/store"
 )
@@ -25,6 +30,66 @@ type imageRow struct {
 type legacyIndex struct {
 	images  []imageRow
 	remotes []store.Remote // BlobKey still rkt 1.30's key
+}
+
+// Dump is what the helper rkt-ql-dump (./rkt-ql-dump) prints, as JSON, of
+// a rkt 1.30 ql.db: its schema version and, for version 7 only, the rows
+// of its aciinfo and remote tables, unchecked (this package checks them).
+//
+// ql.db is read by a helper, not by rkt itself, so that modernc.org/ql,
+// whose package initialisation cost every rkt command ~0.7 ms, is linked
+// only into the program that runs once per migration.
+type Dump struct {
+	Version int64        `json:"version"`
+	Images  []DumpImage  `json:"images,omitempty"`
+	Remotes []DumpRemote `json:"remotes,omitempty"`
+}
+
+// DumpImage is a row of aciinfo. A column that is not of its type (NULL)
+// is the zero value; a key that is not a string is printed with %v.
+type DumpImage struct {
+	Key        string    `json:"blobkey"`
+	Name       string    `json:"name"`
+	ImportTime time.Time `json:"importtime"`
+	LastUsed   time.Time `json:"lastused"`
+	Latest     bool      `json:"latest"`
+	Size       int64     `json:"size"`
+}
+
+// DumpRemote is a row of remote.
+type DumpRemote struct {
+	URL          string    `json:"aciurl"`
+	ETag         string    `json:"etag"`
+	BlobKey      string    `json:"blobkey"`
+	CacheMaxAge  int64     `json:"cachemaxage"`
+	DownloadTime time.Time `json:"downloadtime"`
+}
+
+// HelperName is the helper's file name: it is looked for next to the
+// running rkt, then in /usr/lib/rkt.
+const HelperName = "rkt-ql-dump"
+
+// ErrNoHelper: the helper that reads ql.db is not installed.
+var ErrNoHelper = errors.New(HelperName + " not found (it is installed with rkt, in /usr/lib/rkt)")
+
+// helperPath overrides where the helper is looked for (tests).
+var helperPath string
+
+func findHelper() (string, error) {
+	var candidates []string
+	if helperPath != "" {
+		candidates = append(candidates, helperPath)
+	}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), HelperName))
+	}
+	candidates = append(candidates, filepath.Join("/usr/lib/rkt", HelperName))
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
+			return c, nil
+		}
+	}
+	return "", ErrNoHelper
 }
 
 // readIndex reads rkt 1.30's ql.db from a copy made in a scratch
@@ -47,90 +112,61 @@ func readIndex(casDir, tmpDir string) (*legacyIndex, error) {
 	if err := copyPlain(src, dst); err != nil {
 		return nil, fmt.Errorf("copying %s: %w", src, err)
 	}
-	if fi, err := os.Stat(ql.WalName(src)); err == nil && fi.Size() > 0 {
-		if err := copyPlain(ql.WalName(src), ql.WalName(dst)); err != nil {
+	if fi, err := os.Stat(walName(src)); err == nil && fi.Size() > 0 {
+		if err := copyPlain(walName(src), walName(dst)); err != nil {
 			return nil, fmt.Errorf("copying the write-ahead log of %s: %w", src, err)
 		}
 	}
-	db, err := ql.OpenFile(dst, &ql.Options{RemoveEmptyWAL: true})
+	helper, err := findHelper()
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", src, err)
+		return nil, fmt.Errorf("reading %s: %w", src, err)
 	}
-	defer db.Close()
-	idx, err := query(db)
+	cmd := exec.Command(helper, dst)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %s: %w", src, strings.TrimSpace(stderr.String()), err)
+	}
+	var d Dump
+	if err := json.Unmarshal(out, &d); err != nil {
+		return nil, fmt.Errorf("reading %s: output of %s: %w", src, helper, err)
+	}
+	idx, err := index(&d)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", src, err)
 	}
 	return idx, nil
 }
 
-func query(db *ql.DB) (*legacyIndex, error) {
-	var version int64 = -1
-	err := each(db, "SELECT version FROM version", func(d []interface{}) error {
-		v, ok := d[0].(int64)
-		if !ok {
-			return fmt.Errorf("version is %T", d[0])
-		}
-		version = v
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if version != schemaVersion {
-		return nil, fmt.Errorf("schema version %d, this rkt reads %d (rkt 1.30's): %w", version, schemaVersion, ErrSchema)
-	}
-	idx := &legacyIndex{}
-	err = each(db, "SELECT blobkey, name, importtime, lastused, latest, size FROM aciinfo ORDER BY importtime",
-		func(d []interface{}) error {
-			var r imageRow
-			var ok [6]bool
-			r.key, ok[0] = d[0].(string)
-			r.name, ok[1] = d[1].(string)
-			r.importTime, ok[2] = d[2].(time.Time)
-			r.lastUsed, ok[3] = d[3].(time.Time)
-			r.latest, ok[4] = d[4].(bool)
-			r.size, ok[5] = d[5].(int64)
-			if !ok[0] || !validKey(r.key) {
-				return fmt.Errorf("aciinfo row with blob key %v: not a rkt 1.30 key", d[0])
-			}
-			idx.images = append(idx.images, r) // NULL columns stay zero
-			return nil
-		})
-	if err != nil {
-		return nil, err
-	}
-	err = each(db, "SELECT aciurl, etag, blobkey, cachemaxage, downloadtime FROM remote", func(d []interface{}) error {
-		var r store.Remote
-		r.URL, _ = d[0].(string)
-		r.ETag, _ = d[1].(string)
-		r.BlobKey, _ = d[2].(string)
-		age, _ := d[3].(int64)
-		r.CacheMaxAge = int(age)
-		r.DownloadTime, _ = d[4].(time.Time)
-		if r.URL != "" && validKey(r.BlobKey) {
-			idx.remotes = append(idx.remotes, r)
-		}
-		return nil
-	})
-	return idx, err
+// walName is where ql keeps the write-ahead log of the database in name:
+// ql.WalName, which rkt does not link (TestWalName compares them).
+func walName(name string) string {
+	sum := sha1.Sum([]byte(filepath.Base(filepath.Clean(name))))
+	return filepath.Join(filepath.Dir(name), "."+hex.EncodeToString(sum[:]))
 }
 
-// each runs a query and calls fn for every row.
-func each(db *ql.DB, q string, fn func([]interface{}) error) error {
-	rss, _, err := db.Run(ql.NewRWCtx(), q)
-	if err != nil {
-		return fmt.Errorf("%s: %w", q, err)
+// index checks a dump: rkt 1.30's schema, rkt 1.30's keys (they name
+// files), remote records that name a URL.
+func index(d *Dump) (*legacyIndex, error) {
+	if d.Version != schemaVersion {
+		return nil, fmt.Errorf("schema version %d, this rkt reads %d (rkt 1.30's): %w", d.Version, schemaVersion, ErrSchema)
 	}
-	for _, rs := range rss {
-		err := rs.Do(false, func(d []interface{}) (bool, error) {
-			return true, fn(d)
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+	idx := &legacyIndex{}
+	for _, r := range d.Images {
+		if !validKey(r.Key) {
+			return nil, fmt.Errorf("aciinfo row with blob key %v: not a rkt 1.30 key", r.Key)
+		}
+		idx.images = append(idx.images, imageRow{key: r.Key, name: r.Name, importTime: r.ImportTime,
+			lastUsed: r.LastUsed, latest: r.Latest, size: r.Size})
+	}
+	for _, r := range d.Remotes {
+		if r.URL != "" && validKey(r.BlobKey) {
+			idx.remotes = append(idx.remotes, store.Remote{URL: r.URL, ETag: r.ETag, BlobKey: r.BlobKey,
+				CacheMaxAge: int(r.CacheMaxAge), DownloadTime: r.DownloadTime})
 		}
 	}
-	return nil
+	return idx, nil
 }
 
 // validKey accepts rkt 1.30's blob keys only: they name files.

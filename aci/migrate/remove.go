@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"modernc.org/ql"
 )
 
 // ErrNotMigrated: RemoveOld was asked to remove a store not (fully)
@@ -39,7 +37,7 @@ func RemoveOld(casDir string, keepTrees map[string]bool) (int, error) {
 	defer unlock()
 	var paths []string
 	db := filepath.Join(casDir, qlDBFile)
-	paths = append(paths, db, ql.WalName(db))
+	paths = append(paths, db, walName(db))
 	paths = append(paths, legacyBlobs(casDir)...)
 	trees, kept := legacyTrees(casDir, keepTrees)
 	paths = append(paths, trees...)

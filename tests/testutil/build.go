@@ -189,7 +189,9 @@ func build() (*Artifacts, error) {
 	if stage1 == "" {
 		stage1 = "fly"
 	}
-	targets := map[string]string{a.Rkt: "./stage0/cmd/rkt", a.Inspect: "./tests/inspect"}
+	targets := map[string]string{a.Rkt: "./stage0/cmd/rkt", a.Inspect: "./tests/inspect",
+		// Found next to rkt when it migrates a rkt 1.30 store.
+		filepath.Join(dir, "rkt-ql-dump"): "./aci/migrate/rkt-ql-dump"}
 	packer := filepath.Join(dir, "mkstage1")
 	if stage1 == "fly" || stage1 == "host" {
 		targets[packer] = "./aci/acibuild/mkstage1"
