@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
 )
 
 // Load opens the pod named by a full UUID or by a unique prefix of one (as
@@ -119,6 +120,19 @@ func List(dataDir string, states ...State) ([]*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The state directories are opened once: each pod is then opened and
+	// checked by its name in them, not by walking its whole path twice.
+	dirFDs := map[string]int{}
+	for _, d := range stateDirs {
+		if fd, err := openDir(filepath.Join(PodsDir(dataDir), d)); err == nil {
+			dirFDs[d] = fd
+		}
+	}
+	defer func() {
+		for _, fd := range dirFDs {
+			unix.Close(fd)
+		}
+	}()
 	pods := make([]*Pod, len(names))
 	errs := make([]error, len(names))
 	Parallel(len(names), func(i int) {
@@ -126,7 +140,7 @@ func List(dataDir string, states ...State) ([]*Pod, error) {
 		if err != nil {
 			return
 		}
-		p, err := lookupFrom(dataDir, *u, names[i].dir)
+		p, err := lookupFrom(dataDir, *u, names[i].dir, dirFDs)
 		if errors.Is(err, ErrNotFound) {
 			return
 		}

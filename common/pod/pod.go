@@ -282,6 +282,18 @@ func openDir(path string) (int, error) {
 	}
 }
 
+// openDirAt opens the directory name in the directory dirFD; the error is
+// the bare errno.
+func openDirAt(dirFD int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dirFD, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
 // move renames the pod directory to another state directory.
 func (p *Pod) move(toDir string) error {
 	from := p.Path()
@@ -301,13 +313,15 @@ func (p *Pod) move(toDir string) error {
 // look is still found; after opening, the directory is checked to still be
 // where it was found, and the search is repeated when it moved.
 func lookup(dataDir string, u types.UUID) (*Pod, error) {
-	return lookupFrom(dataDir, u, dirEmbryo)
+	return lookupFrom(dataDir, u, dirEmbryo, nil)
 }
 
 // lookupFrom is lookup starting at state directory from (where a listing
 // saw the pod): a pod only moves to later directories, so the earlier ones
-// need not be tried.
-func lookupFrom(dataDir string, u types.UUID, from string) (*Pod, error) {
+// need not be tried. dirFDs, when not nil, holds open state directories
+// (List's), so that the pod is looked up by its name in them rather than
+// by its whole path.
+func lookupFrom(dataDir string, u types.UUID, from string, dirFDs map[string]int) (*Pod, error) {
 	name := u.String()
 	dirs := stateDirs
 	for i, d := range stateDirs {
@@ -318,8 +332,16 @@ func lookupFrom(dataDir string, u types.UUID, from string) (*Pod, error) {
 	for attempt := 0; attempt < 4; attempt++ {
 		moved := false
 		for _, d := range dirs {
-			path := filepath.Join(PodsDir(dataDir), d, name)
-			fd, err := openDir(path)
+			dirFD, haveFD := dirFDs[d]
+			var fd int
+			var err error
+			if haveFD {
+				if fd, err = openDirAt(dirFD, name); err != nil {
+					err = &os.PathError{Op: "open", Path: filepath.Join(PodsDir(dataDir), d, name), Err: err}
+				}
+			} else {
+				fd, err = openDir(filepath.Join(PodsDir(dataDir), d, name))
+			}
 			if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
 				continue // not there, or a stray file
 			}
@@ -330,7 +352,11 @@ func lookupFrom(dataDir string, u types.UUID, from string) (*Pod, error) {
 			locked, err := p.probeLock()
 			if err == nil {
 				var still bool
-				still, err = p.isAt(d)
+				if haveFD {
+					still, err = p.isAtFD(dirFD, d)
+				} else {
+					still, err = p.isAt(d)
+				}
 				if err == nil && !still {
 					p.Close()
 					moved = true
@@ -387,6 +413,22 @@ func (p *Pod) isAt(dir string) (bool, error) {
 	}
 	if err != nil {
 		return false, fmt.Errorf("stat of %s: %w", path, err)
+	}
+	return have.Dev == there.Dev && have.Ino == there.Ino, nil
+}
+
+// isAtFD is isAt with the state directory dir open as dirFD.
+func (p *Pod) isAtFD(dirFD int, dir string) (bool, error) {
+	var have, there unix.Stat_t
+	if err := unix.Fstat(p.fd, &have); err != nil {
+		return false, fmt.Errorf("stat of pod %s: %w", p.UUID, err)
+	}
+	err := unix.Fstatat(dirFD, p.UUID.String(), &there, 0)
+	if err == unix.ENOENT {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat of pod %s in %s: %w", p.UUID, dir, err)
 	}
 	return have.Dev == there.Dev && have.Ino == there.Ino, nil
 }
