@@ -393,7 +393,8 @@ func TestNetUserBridge(t *testing.T) {
 
 // TestNetGCAndKill: pods started and gc'd, and rkt killed with SIGKILL at
 // points spread over its network setup then gc'd, leave no link, route,
-// iptables rule or IPAM reservation of theirs on the host.
+// iptables rule or IPAM reservation of theirs on the host (looked for by
+// the pods' UUIDs, their IPs and their host-side veths).
 //
 // 100 pods go through rkt: 5 that boot and run their app, and 95 whose
 // stage1 stops right after the network setup (a host volume that is a file
@@ -432,6 +433,14 @@ func TestNetGCAndKill(t *testing.T) {
 		if len(ips) < wantIPs {
 			t.Errorf("%s: %d pods hold an IP before gc, want at least %d: the test proves little", what, len(ips), wantIPs)
 		}
+		links := hostLinks(t, c)
+		if len(links) < wantIPs {
+			t.Errorf("%s: %d host-side links recorded before gc, want at least %d", what, len(links), wantIPs)
+		}
+		if tr := hostTraces(t, links); wantIPs > 0 && len(tr) < wantIPs {
+			t.Errorf("%s: %d of the pods' links on the host before gc, want %d: the filter is broken", what, len(tr), wantIPs)
+		}
+		keys = append(keys, links...)
 		c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
 		// Other pods on the host share the subnet: an IP released here
 		// may be another's already.
@@ -514,6 +523,38 @@ func reservedByOther(ip string, ids []string) bool {
 		}
 	}
 	return true
+}
+
+// hostLinks are the host-side links of the pods' attachments, from
+// libcni's cache of each ADD in the pods' directories, as `ip -o link`
+// names them ("vethXXXX@").
+func hostLinks(t *testing.T, c *testutil.Ctx) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "pods", "*", "*", "net", "cache", "results", "*"))
+	var out []string
+	for _, f := range files {
+		var cache struct {
+			Result struct {
+				Interfaces []struct {
+					Name    string `json:"name"`
+					Sandbox string `json:"sandbox"`
+				} `json:"interfaces"`
+			} `json:"result"`
+		}
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = json.Unmarshal(b, &cache)
+		}
+		if err != nil {
+			t.Fatalf("CNI cache %s: %v", f, err)
+		}
+		for _, i := range cache.Result.Interfaces {
+			if i.Sandbox == "" && i.Name != "" {
+				out = append(out, i.Name+"@")
+			}
+		}
+	}
+	return out
 }
 
 // podIPs are the addresses host-local reserved for pods (read before
