@@ -203,7 +203,7 @@ bench_second() {
 	for i in $(seq "$N"); do
 		for img in big tiny; do
 			t -n 1 -name "$img-second-run" -setup "$RKT --dir=$d gc --grace-period=0 >/dev/null 2>&1 || true; sync" -- \
-				"$RKT" --dir="$d" --insecure-options=image run --stage1-path="$FLY" "$W/$img.aci" >/dev/null
+				"$RKT" --dir="$d" --insecure-options=image run --stage1-path="$FLY" "$W/$img.aci"
 		done
 	done
 	results=$raw
@@ -338,6 +338,10 @@ report() {
 		r("big-first-run / sha512sum+tar", "big-first-run", "sha512sum+tar", "<= 1.5")
 		r("big-first-run / rkt130-big-first", "big-first-run", "rkt130-big-first-run", "<= 0.5")
 		r("big-second / tiny-second", "big-second-run", "tiny-second-run", "<= 1.2")
+		# Under load the second runs are bimodal (13 ms, or 30-200 ms when
+		# they wait for a CPU): the fastest runs show the work itself.
+		if (lo["big-second-run"] > 0 && lo["tiny-second-run"] > 0)
+			printf "%-34s %6.2f (same work: ~1)\n", "  fastest runs", lo["big-second-run"]/lo["tiny-second-run"]
 		r("https-fetch / curl+sha512sum", "https-fetch", "curl+sha512sum", "<= 1.5")
 		r("list 1,000+1,000 / rkt 1.30 list", "up-list-1000", "rkt130-list-1000", "< 1")
 		v("migrating a rkt 1.30 store, 200 MiB", "up-migrate-first", "once")
