@@ -88,7 +88,7 @@ func NewExtractor(dst string) (*Extractor, error) {
 		dirs:       make(map[string]*tar.Header),
 		parent:     make(map[string]*os.Root),
 		parentFile: make(map[string]dirFile),
-		umask:      processUmask(),
+		umask:      creationUmask(dst),
 		buf:        make([]byte, 1<<20),
 		owner:      os.Geteuid() == 0,
 	}, nil

@@ -297,6 +297,16 @@ func writeAll(fd int, b []byte) error {
 	return nil
 }
 
+// creationUmask is what the kernel masks off the modes of files created
+// below dst: the process's umask, or -1 when unknown or when dst has a
+// default ACL (which then decides instead of the umask).
+func creationUmask(dst string) int {
+	if _, err := unix.Getxattr(dst, "system.posix_acl_default", nil); err == nil || err == unix.ERANGE {
+		return -1
+	}
+	return processUmask()
+}
+
 // processUmask reads the umask from /proc/self/status (Linux 4.7), -1 when
 // unknown: reading it with umask(2) would change it for every thread.
 func processUmask() int {

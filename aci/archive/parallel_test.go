@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestAsyncWriteError: an error writing a small file (here an xattr too
@@ -84,5 +86,33 @@ func TestAsyncManySmallFiles(t *testing.T) {
 				t.Errorf("hardlink %s: %q, %v", l, got, err)
 			}
 		}
+	}
+}
+
+// TestDefaultACLModes: below a directory with a default ACL the kernel
+// ignores the umask and masks new files' modes with the ACL, so files
+// keep their modes only by an explicit chmod.
+func TestDefaultACLModes(t *testing.T) {
+	dst := t.TempDir()
+	// version 2; user::rwx, group::r-x, other::---
+	acl := []byte{2, 0, 0, 0,
+		0x01, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+		0x04, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+	if err := unix.Setxattr(dst, "system.posix_acl_default", acl, 0); err != nil {
+		t.Skipf("no default ACL here: %v", err)
+	}
+	x, err := NewExtractor(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Entry(&Entry{Name: "f", Header: &tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}, Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dst, "f")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("mode below a default ACL: %v, %v; want 0644", fi.Mode().Perm(), err)
 	}
 }
