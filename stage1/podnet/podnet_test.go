@@ -3,6 +3,7 @@ package podnet
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -439,5 +440,34 @@ func TestSubnetMasquerade(t *testing.T) {
 	}
 	if b, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput(); strings.Contains(string(b), (&subnetMasq{network: name}).chain()) {
 		t.Errorf("the subnet's chain is left after the last pod")
+	}
+}
+
+func TestSubnetMasqOf(t *testing.T) {
+	for _, tc := range []struct {
+		conf, want string
+		bad        bool
+	}{
+		{`{"type":"ptp","ipMasq":true,"ipam":{"subnet":"10.1.0.0/16"}}`, "", false},
+		{`{"type":"ptp","rktSubnetMasq":true,"ipam":{"subnet":"10.1.2.3/16"}}`, "10.1.0.0/16", false},
+		{`{"type":"ptp","rktSubnetMasq":true,"ipam":{"ranges":[[{"subnet":"10.9.8.0/24"}]]}}`, "10.9.8.0/24", false},
+		{`{"type":"ptp","rktSubnetMasq":true,"ipam":{}}`, "", true},
+		{`{"type":"ptp","rktSubnetMasq":true,"ipam":{"subnet":"fd00::/64"}}`, "", true},
+		{`not json`, "", false},
+	} {
+		m, err := subnetMasqOf("n", [][]byte{[]byte(tc.conf)})
+		switch {
+		case tc.bad:
+			if !errors.Is(err, network.ErrBadConf) {
+				t.Errorf("%s: err %v, want ErrBadConf", tc.conf, err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.conf, err)
+		case tc.want == "" && m != nil, tc.want != "" && (m == nil || m.subnet.String() != tc.want):
+			t.Errorf("%s: %+v, want subnet %q", tc.conf, m, tc.want)
+		}
+	}
+	if c := (&subnetMasq{network: "a-network-with-a-rather-long-name"}).chain(); len(c) > 28 {
+		t.Errorf("chain name %q longer than iptables takes", c)
 	}
 }
