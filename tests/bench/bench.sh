@@ -179,14 +179,19 @@ bench_big() {
 
 # summarize RAW NAME...: the median over RAW's one-run lines of each NAME,
 # the spread as the fastest and slowest of them, appended to $results.
+# (Not `tee /dev/stderr`: that opens the file again with O_TRUNC when
+# stderr is redirected to a file, and the log loses what came before.)
 summarize() {
-	local raw=$1 name
+	local raw=$1 name out
 	shift
-	for name in "$@"; do
+	out=$(for name in "$@"; do
 		grep -P "^\Q$name\E\t" "$raw" | sort -t$'\t' -k2 -n | awk -F'\t' -v name="$name" '
 			{ms[NR]=$2; if ($3>rss) rss=$3}
 			END { if (NR) printf "%s\t%.1f\t%.1f\t%.1f\t%.1f\n", name, ms[int((NR+1)/2)], rss, ms[1], ms[NR] }'
-	done | sed 's/^/median: /' | tee /dev/stderr | sed 's/^median: //' >>"$results"
+	done)
+	[ -n "$out" ] || return 0
+	printf '%s\n' "$out" | sed 's/^/median: /' >&2
+	printf '%s\n' "$out" >>"$results"
 }
 
 # The second runs of both images, interleaved one by one with gc and a
