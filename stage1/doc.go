@@ -5,7 +5,7 @@
 // The image is packed by aci/acibuild/mkstage1 from the host's systemd,
 // the static units in units/ and two Go binaries: host (the entrypoints: boot is run,
 // enter, teardown is stop and gc) and ../stage2/cmd/stage2 (what runs
-// inside the pod for each app, including the reaper of inpod). cgroups
+// inside the pod for each app, including the reaper of stage2/reaper). cgroups
 // gives each pod its own cgroups, machined its machinectl registration.
 // The tests beside this file boot real pods from hand-made pod directories.
 package stage1

@@ -17,8 +17,8 @@ import (
 
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/common/stage1"
-	"github.com/rktng/rkt/stage1/inpod"
 	"github.com/rktng/rkt/stage1/units"
+	"github.com/rktng/rkt/stage2/reaper"
 )
 
 // envSupervised marks the supervisor's child: the run entrypoint again,
@@ -40,7 +40,7 @@ const heldLines = 200
 //     translation (one halt signal to the pod's PID 1) is lost while the
 //     pod's systemd has no handler yet, and a second SIGTERM makes nspawn
 //     kill the pod.
-//   - A pod that fails before any app started (inpod.StartedMarker) is the
+//   - A pod that fails before any app started (reaper.StartedMarker) is the
 //     stage1's failure: one stage1.FailureLine, exit 254; what nspawn and
 //     the child printed is held back and shown only under debug.
 //   - Otherwise the pod's status is nspawn's; a signal that killed nspawn
@@ -80,7 +80,7 @@ func Supervise(podDir string, debug bool) (code int, sig syscall.Signal) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	started := func() bool {
-		_, err := os.Stat(filepath.Join(rootfs, inpod.StartedMarker))
+		_, err := os.Stat(filepath.Join(rootfs, reaper.StartedMarker))
 		return err == nil
 	}
 	err = cmd.Start()

@@ -1,7 +1,7 @@
 // Command stage2 is what runs inside the pod for each app. The pod's
 // systemd runs it as the app's service (run: prepare the rootfs, pre-start
 // handlers, exec the app), after the app (reaper: record the status, end
-// the pod when it is time, see stage1/inpod; post-stop handlers), and the
+// the pod when it is time, see stage2/reaper; post-stop handlers), and the
 // enter entrypoint runs it in the pod's namespaces (enter):
 //
 //	stage2 run APP
@@ -19,8 +19,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/rktng/rkt/stage1/inpod"
 	"github.com/rktng/rkt/stage2"
+	"github.com/rktng/rkt/stage2/reaper"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func run(args []string) int {
 	}
 	verb, name := args[0], args[1]
 	if verb == "reaper" {
-		if err := inpod.Reap(name, inpod.ResultFromEnv(os.Getenv)); err != nil {
+		if err := reaper.Reap(name, reaper.ResultFromEnv(os.Getenv)); err != nil {
 			fmt.Fprintf(os.Stderr, "stage2 reaper: %v\n", err)
 			return stage2.ExitConfig
 		}
@@ -43,7 +43,7 @@ func run(args []string) int {
 	if verb == "run" {
 		// Best effort: without the marker, a failure of this app would
 		// be reported as the stage1's.
-		_ = inpod.MarkStarted()
+		_ = reaper.MarkStarted()
 	}
 	app, err := stage2.Load(stage2.ConfigPath(name))
 	if err == nil && verb == "run" {

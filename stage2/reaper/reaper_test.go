@@ -1,4 +1,4 @@
-package inpod
+package reaper
 
 import "testing"
 

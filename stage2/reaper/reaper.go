@@ -1,7 +1,10 @@
-// Package inpod is the reaper that the pod's systemd runs (through the
-// stage2 binary) after each app: it records the app's exit status and ends
-// the pod when the first app fails or the last one ends.
-package inpod
+// Package reaper is what the pod's systemd runs (through the stage2
+// binary, "stage2 reaper APP") after each app of a stage1-host pod: it
+// records the app's exit status and ends the pod when the first app fails
+// or the last one ends. It lives beside stage2 because it runs inside the
+// pod with the stage2 binary; the stage1 reads what it writes
+// (StartedMarker, StatusDir) from the host side.
+package reaper
 
 import (
 	"errors"
