@@ -4,14 +4,16 @@
 // systemd-nspawn to boot the pod's systemd.
 //
 // Prepare does everything that can fail with a clear message and returns
-// the Plan; Exec carries it out and returns only on failure. The pod's
-// network (stage1/podnet) is set up in Prepare, before nspawn, which joins
-// it.
+// the Plan; Exec carries it out and returns only on failure. Prepare is two
+// steps: planPod (pod.go) lays the pod out in the stage1 rootfs with
+// nothing of nspawn in it (the machine, the network, one stage2 config and
+// unit set per app), so that another way of booting that rootfs could
+// reuse it; nspawnPlan turns that layout into nspawn's command line. The
+// pod's network (stage1/podnet) is set up before nspawn, which joins it.
 package boot
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -23,23 +25,17 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/appc/spec/schema"
-	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage1/cgroups"
 	"github.com/rktng/rkt/stage1/machined"
-	"github.com/rktng/rkt/stage1/units"
-	"github.com/rktng/rkt/stage2"
 	"github.com/rktng/rkt/stage2/isolators"
 )
 
-// Files of the stage1-host in the pod directory and its rootfs.
+// Files of the stage1-host in its rootfs.
 const (
-	// CgroupsFile lists the pod's cgroup directories, one per line, for gc.
-	CgroupsFile = "cgroups"
 	// InteractiveFlag (in the rootfs) tells stage2 that the console is
 	// the user's terminal.
 	InteractiveFlag = "rkt/interactive"
@@ -49,9 +45,6 @@ const (
 	// message: no flush service in the pod's boot path.
 	JournalRunDir = "rkt/journal-run"
 )
-
-// MachineName is the pod's machine name for nspawn and machined.
-func MachineName(uuid string) string { return "rkt-" + uuid }
 
 // Plan is the exec of systemd-nspawn that boots the pod.
 type Plan struct {
@@ -73,131 +66,25 @@ type Plan struct {
 	netns string
 }
 
-// Prepare writes the pod's machine into the stage1 rootfs of podDir.
+// Prepare writes the pod's machine into the stage1 rootfs of podDir
+// (planPod) and returns the exec of systemd-nspawn that boots it
+// (nspawnPlan).
 func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
-	podDir, err := filepath.Abs(podDir)
+	pp, err := planPod(args, podDir)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(podDir, pod.ManifestFile))
-	if err != nil {
-		return nil, fmt.Errorf("reading pod manifest: %w", err)
-	}
-	pm := &schema.PodManifest{}
-	if err := pm.UnmarshalJSON(b); err != nil {
-		return nil, fmt.Errorf("parsing pod manifest: %w", err)
-	}
-	apps, err := loadApps(podDir, pm)
-	if err != nil {
-		return nil, err
-	}
-	if args.Interactive && len(apps) != 1 {
-		return nil, fmt.Errorf("--interactive needs exactly one app, the pod has %d", len(apps))
-	}
-	// The app reads the pod's console, which nspawn joins to rkt's stdin
-	// only when that is a terminal: from a pipe or a file the app would
-	// wait for input forever.
-	if args.Interactive && !isTerminal(0) {
-		return nil, errors.New("--interactive needs a terminal on stdin")
-	}
-	id, err := parseUUID(args.UUID)
-	if err != nil {
-		return nil, err
-	}
-	rootfs := pod.Stage1RootfsPath(podDir)
-	hostname := args.Hostname
-	if hostname == "" {
-		hostname = MachineName(args.UUID)
-	}
-	if err := writeMachine(rootfs, hostname, hex.EncodeToString(id[:]), args.Interactive); err != nil {
-		return nil, err
-	}
+	return nspawnPlan(args, pp)
+}
 
-	pn, err := setupNetwork(args, podDir, pm, apps)
-	if err != nil {
-		return nil, err
-	}
-	cniResolv, err := resolvFromCNI(rootfs, args.DNSConfMode, pn)
-	if err != nil {
-		return nil, err
-	}
-	dnsMode := args.DNSConfMode
-	if cniResolv {
-		dnsMode.Resolv = "stage0"
-	}
-	if err := hostsWithPodIP(rootfs, dnsMode, hostname, pn.podIP()); err != nil {
-		return nil, err
-	}
-	volumes := map[string]types.Volume{}
-	for _, v := range pm.Volumes {
-		volumes[v.Name.String()] = v
-	}
-	extraEnv := map[string]string{}
-	if u := metadataURL(args, pn); u != "" {
-		extraEnv["AC_METADATA_URL"] = u
-	}
-	host, err := detectHost(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	keys := v1Keys(host.hs)
-	var limits []appLimits
-	var binds []bind
-	var pu units.Pod
-	pu.Interactive = args.Interactive
-	notify := false
-	for _, a := range apps {
-		if err := a.resolveMounts(podDir, volumes); err != nil {
-			return nil, err
-		}
-		binds = append(binds, a.mounts...)
-		nb, err := nameFiles(podDir, a, dnsMode, hostname, pn.podIP())
-		if err != nil {
-			return nil, err
-		}
-		binds = append(binds, nb...)
-		cfg, err := a.stage2Config(podDir, extraEnv)
-		if err != nil {
-			return nil, err
-		}
-		l, err := a.confine(args, cfg, keys)
-		if err != nil {
-			return nil, err
-		}
-		limits = append(limits, appLimits{name: a.name, limits: l})
-		if err := cfg.Save(filepath.Join(rootfs, stage2.ConfigPath(a.name))); err != nil {
-			return nil, err
-		}
-		if err := writeEnvFile(pod.AppEnvPath(podDir, a.name), cfg.Environment); err != nil {
-			return nil, err
-		}
-		notify = notify || cfg.Notify
-		pu.Apps = append(pu.Apps, units.App{
-			Name:      a.name,
-			ImageName: a.image.Name.String(),
-			Notify:    cfg.Notify,
-			PostStop:  len(cfg.PostStop) > 0,
-		})
-		if host.v2 {
-			pu.Apps[len(pu.Apps)-1].Resources = v2Resources(l)
-		}
-	}
-	pl := podLimits(pm)
-	if err := host.checkV2(union(append(appsLimits(limits), pl)...), ""); err != nil {
-		return nil, err
-	}
-	if host.v2 {
-		pu.Resources = v2Resources(pl)
-	}
-	if err := units.Write(filepath.Join(rootfs, "etc/systemd/system"), pu); err != nil {
-		return nil, err
-	}
-
+// nspawnPlan is the nspawn command line and environment that boot the pod
+// that pp laid out: everything of this stage1 that is nspawn's.
+func nspawnPlan(args stage1.RunArgs, pp *podPlan) (*Plan, error) {
 	nspawn, err := exec.LookPath("systemd-nspawn")
 	if err != nil {
 		return nil, fmt.Errorf("systemd-nspawn not found (install systemd-container): %w", err)
 	}
-	if err := checkNspawn(nspawn, podDir, args.PrivateUsers != "", os.Stderr); err != nil {
+	if err := checkNspawn(nspawn, pp.podDir, args.PrivateUsers != "", os.Stderr); err != nil {
 		return nil, err
 	}
 	shift, err := uidShift(args.PrivateUsers)
@@ -209,23 +96,23 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 			return nil, err
 		}
 	}
-	plan := &Plan{Path: nspawn, apps: limits, podLimits: pl, rootfs: rootfs, host: host, uidShift: shift}
+	plan := &Plan{Path: nspawn, apps: pp.apps, podLimits: pp.podLimits, rootfs: pp.rootfs, host: pp.host, uidShift: shift}
 	plan.Args = []string{
 		"systemd-nspawn",
 		"--boot",
 		"--quiet",
 		"--link-journal=try-guest",
-		"--machine=" + MachineName(args.UUID),
-		"--hostname=" + hostname,
-		"--directory=" + rootfs,
-		"--bind=" + escapeBind(filepath.Join(rootfs, JournalRunDir)) + ":/run/systemd/journal",
+		"--machine=" + machined.MachineName(args.UUID),
+		"--hostname=" + pp.hostname,
+		"--directory=" + pp.rootfs,
+		"--bind=" + escapeBind(filepath.Join(pp.rootfs, JournalRunDir)) + ":/run/systemd/journal",
 	}
 	if args.Interactive && isTerminal(0) {
 		plan.Args = append(plan.Args, "--console=interactive")
 	} else {
 		plan.Args = append(plan.Args, "--console=read-only")
 	}
-	if notify {
+	if pp.notify {
 		plan.Args = append(plan.Args, "--notify-ready=yes")
 	}
 	if shift >= 0 {
@@ -237,15 +124,16 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 		// host's: it is joined before the exec, as rkt 1.30's stage1 did.
 		plan.Args = append(plan.Args, "--private-users="+args.PrivateUsers, "--private-users-ownership=chown",
 			"--tmpfs=/run/systemd:mode=0755")
-		if pn.res != nil {
-			plan.netns = pn.res.NetNS
+		if pp.net.res != nil {
+			plan.netns = pp.net.res.NetNS
 		}
 	}
 	if plan.netns == "" {
-		plan.Args = append(plan.Args, pn.nspawn...)
+		plan.Args = append(plan.Args, pp.net.nspawn...)
 	}
-	if !slices.Contains(pn.nspawn, "--private-network") {
-		b, err := samePrefixes(rootfs)
+	binds := pp.binds
+	if !slices.Contains(pp.net.nspawn, "--private-network") {
+		b, err := samePrefixes(pp.rootfs)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +147,17 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	if args.Debug {
 		plan.Args = append(plan.Args, "--log-level=debug", "--log-target=console", "--show-status=1")
 	}
-	plan.Env = append(os.Environ(),
+	plan.Env, err = nspawnEnv(args)
+	if err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// nspawnEnv is nspawn's environment: rkt's, and the settings nspawn takes
+// only from there.
+func nspawnEnv(args stage1.RunArgs) ([]string, error) {
+	env := append(os.Environ(),
 		// cgroup2 inside the pod whatever the host's layout: on a hybrid
 		// host the pod's systemd otherwise prints errors about the v1
 		// controllers nspawn mounts read-only, on rkt's stdout.
@@ -269,16 +167,16 @@ func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
 	case "", "auto", "private":
 	case "parent":
 		// As rkt's stage1: nspawn stays in the host's IPC namespace.
-		plan.Env = append(plan.Env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=true")
+		env = append(env, "SYSTEMD_NSPAWN_SHARE_NS_IPC=true")
 	default:
 		return nil, fmt.Errorf("--ipc=%s: want auto, private or parent", args.IPC)
 	}
 	if !args.Debug {
 		// nspawn's notices ("Trying to halt container...") are not the
 		// apps' output; its warnings and errors still show.
-		plan.Env = append(plan.Env, "SYSTEMD_LOG_LEVEL=warning")
+		env = append(env, "SYSTEMD_LOG_LEVEL=warning")
 	}
-	return plan, nil
+	return env, nil
 }
 
 // printkTime is the file journald reads to decide whether the apps'
@@ -322,58 +220,6 @@ func escapeBind(p string) string {
 // ErrNetwork is wrapped for --net and --port values the pod cannot have.
 var ErrNetwork = errors.New("network not available")
 
-func parseUUID(s string) ([16]byte, error) {
-	var id [16]byte
-	h := strings.ReplaceAll(s, "-", "")
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != 16 {
-		return id, fmt.Errorf("pod UUID %q: %w", s, stage1.ErrUsage)
-	}
-	copy(id[:], b)
-	return id, nil
-}
-
-func writeMachine(rootfs, hostname, machineID string, interactive bool) error {
-	files := map[string]string{
-		"etc/hostname":             hostname + "\n",
-		"etc/machine-id":           machineID + "\n",
-		JournalRunDir + "/flushed": "",
-	}
-	if interactive {
-		files[InteractiveFlag] = ""
-	}
-	for rel, content := range files {
-		p := filepath.Join(rootfs, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("writing %s: %w", rel, err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", rel, err)
-		}
-	}
-	for _, d := range []string{"var/log/journal", stage1.StatusDir, stage1.EnvDir} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	return nil
-}
-
-func writeEnvFile(path string, env []string) error {
-	var b strings.Builder
-	for _, kv := range env {
-		b.WriteString(strings.ReplaceAll(kv, "\n", `\n`))
-		b.WriteByte('\n')
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("writing environment file %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("writing environment file %s: %w", path, err)
-	}
-	return nil
-}
-
 func isTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil
@@ -390,7 +236,7 @@ func isTerminal(fd int) bool {
 func (p *Plan) Place(ctx context.Context, podDir, uuid string) error {
 	front := []string{"--register=yes"}
 	if p.host.place == placeOwn {
-		pl, err := cgroups.Join(cgroups.ScopeName(MachineName(uuid)))
+		pl, err := cgroups.Join(cgroups.ScopeName(machined.MachineName(uuid)))
 		if err != nil {
 			return err
 		}
@@ -406,7 +252,7 @@ func (p *Plan) Place(ctx context.Context, podDir, uuid string) error {
 		if err != nil {
 			return err
 		}
-		p.Register = machined.Probe(ctx, MachineName(uuid), id, os.Getpid(), pod.Stage1RootfsPath(podDir)) == nil
+		p.Register = machined.Probe(ctx, machined.MachineName(uuid), id, os.Getpid(), pod.Stage1RootfsPath(podDir)) == nil
 		if !p.Register {
 			front[0] = "--register=no"
 		}

@@ -124,7 +124,7 @@ func (p *Plan) placeSystemd(podDir, uuid string) error {
 	var rel string
 	switch p.host.place {
 	case placeScope:
-		rel = filepath.Join(cgroups.Slice, cgroups.ScopeName(MachineName(uuid)))
+		rel = filepath.Join(cgroups.Slice, cgroups.ScopeName(machined.MachineName(uuid)))
 	default:
 		// nspawn --keep-unit moves the pod into payload/ of the unit's
 		// cgroup (and itself into supervisor/), then enables the
@@ -147,7 +147,7 @@ func (p *Plan) placeSystemd(podDir, uuid string) error {
 }
 
 func writePlacement(podDir string, dirs []string, sub string) error {
-	if err := os.WriteFile(filepath.Join(podDir, CgroupsFile), []byte(strings.Join(dirs, "\n")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(podDir, cgroups.ListFile), []byte(strings.Join(dirs, "\n")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("recording cgroups: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(podDir, pod.SubcgroupFile), []byte(sub), 0o644); err != nil {

@@ -27,6 +27,11 @@ import (
 // Slice is the parent of every pod's scope.
 const Slice = "machine.slice"
 
+// ListFile (in the pod directory) lists the pod's cgroup directories, one
+// per line: the run entrypoint writes it, enter joins them, gc releases
+// them.
+const ListFile = "cgroups"
+
 // Hierarchy is one mounted cgroup hierarchy and the caller's place in it.
 type Hierarchy struct {
 	Mount string // mount point, e.g. /sys/fs/cgroup/memory

@@ -8,11 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-)
 
-// cgroupsFile is boot.CgroupsFile: the pod's cgroup directories, one per
-// line, in the pod directory (the working directory of every entrypoint).
-const cgroupsFile = "cgroups"
+	"github.com/rktng/rkt/stage1/cgroups"
+)
 
 // joinAppCgroups moves the calling process into the app's cgroup in every
 // hierarchy where the pod has one (the v1 ones the stage1 made and
@@ -24,7 +22,7 @@ const cgroupsFile = "cgroups"
 // app is; a cgroup2 one without it is skipped. A pod without a cgroups
 // file (an older stage1) is not entered unconfined silently but refused.
 func joinAppCgroups(app string, podPID int) error {
-	b, err := os.ReadFile(cgroupsFile)
+	b, err := os.ReadFile(cgroups.ListFile) // in the pod directory, the working directory
 	if err != nil {
 		return fmt.Errorf("reading the pod's cgroups: %w", err)
 	}

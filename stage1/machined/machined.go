@@ -21,6 +21,9 @@ const (
 	iface = "org.freedesktop.machine1.Manager"
 )
 
+// MachineName is the pod's machine name for nspawn and machined.
+func MachineName(uuid string) string { return "rkt-" + uuid }
+
 // ErrNoBus is returned when there is no system bus to talk to.
 var ErrNoBus = errors.New("no system bus")
 

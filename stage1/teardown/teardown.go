@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/common/pod"
-	"github.com/rktng/rkt/stage1/boot"
 	"github.com/rktng/rkt/stage1/cgroups"
 	"github.com/rktng/rkt/stage1/machined"
 	"github.com/rktng/rkt/stage1/podnet"
@@ -54,7 +53,7 @@ func Stop(podDir string, force bool) error {
 		// killed rather than left running behind a failed stop.
 		fmt.Fprintf(os.Stderr, "stop: %v: killing it\n", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(podDir, boot.CgroupsFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(podDir, cgroups.ListFile)); err == nil {
 		for _, d := range strings.Fields(string(b)) {
 			_ = os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0)
 		}
@@ -175,10 +174,10 @@ func GC(ctx context.Context, podDir, uuid string) error {
 	}
 	// machined does not notice a dead leader: a pod killed with --force
 	// stays listed until unregistered.
-	if err := machined.Unregister(ctx, boot.MachineName(uuid)); err != nil {
+	if err := machined.Unregister(ctx, machined.MachineName(uuid)); err != nil {
 		errs = append(errs, err)
 	}
-	b, err := os.ReadFile(filepath.Join(podDir, boot.CgroupsFile))
+	b, err := os.ReadFile(filepath.Join(podDir, cgroups.ListFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("reading the pod's cgroups: %w", err))
 	}
@@ -186,7 +185,7 @@ func GC(ctx context.Context, podDir, uuid string) error {
 	for _, d := range strings.Fields(string(b)) {
 		// Only scopes of this pod: the file is in the pod directory, but
 		// gc must never empty a cgroup it did not create.
-		if filepath.Base(d) == cgroups.ScopeName(boot.MachineName(uuid)) {
+		if filepath.Base(d) == cgroups.ScopeName(machined.MachineName(uuid)) {
 			dirs = append(dirs, d)
 		}
 	}
