@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/rktng/rkt/common/mountinfo"
 	"github.com/rktng/rkt/common/stage1"
 )
 
@@ -68,7 +69,7 @@ func maskProc(in func(string) (string, error)) error {
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err := mount("/dev/null", p, "", syscall.MS_BIND, ""); err != nil {
+		if err := mountinfo.Mount("/dev/null", p, "", syscall.MS_BIND, ""); err != nil {
 			return err
 		}
 	}
@@ -80,7 +81,7 @@ func maskProc(in func(string) (string, error)) error {
 		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 			continue
 		}
-		if err := mount("tmpfs", p, "tmpfs", syscall.MS_RDONLY, "size=0"); err != nil {
+		if err := mountinfo.Mount("tmpfs", p, "tmpfs", syscall.MS_RDONLY, "size=0"); err != nil {
 			return err
 		}
 	}
@@ -92,10 +93,10 @@ func maskProc(in func(string) (string, error)) error {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		if err := mount(p, p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		if err := mountinfo.Mount(p, p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 			return err
 		}
-		if err := mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		if err := mountinfo.Mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
 			return fmt.Errorf("making %s read-only: %w", d, err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/common/mountinfo"
 )
 
 // InteractiveFlag exists in the pod when the console is the user's
@@ -17,26 +19,6 @@ const InteractiveFlag = "/rkt/interactive"
 // devNodes are bound from the pod's /dev, which nspawn set up, into each
 // app's /dev: appc's list of devices.
 var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty", "console"}
-
-// MountError is a failed mount(2).
-type MountError struct {
-	Source, Target, FSType string
-	Flags                  uintptr
-	Err                    error
-}
-
-func (e *MountError) Error() string {
-	return fmt.Sprintf("mount %q on %q (type %q, flags %#x): %v", e.Source, e.Target, e.FSType, e.Flags, e.Err)
-}
-
-func (e *MountError) Unwrap() error { return e.Err }
-
-func mount(source, target, fstype string, flags uintptr, data string) error {
-	if err := syscall.Mount(source, target, fstype, flags, data); err != nil {
-		return &MountError{Source: source, Target: target, FSType: fstype, Flags: flags, Err: err}
-	}
-	return nil
-}
 
 // Prepare gives the app its /proc, /sys, /dev (with /dev/pts, /dev/shm
 // shared by the pod's apps, /dev/log) and, for an app that speaks sd_notify,
@@ -53,7 +35,7 @@ func (a *App) Prepare() error {
 	in := func(p string) (string, error) { return ResolveIn(root, p) }
 	if a.ReadOnlyRootFS {
 		// A mount point of its own, to remount read-only at the end.
-		if err := mount(root, root, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		if err := mountinfo.Mount(root, root, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 			return a.fail(ExitConfig, "preparing rootfs: %w", err)
 		}
 	}
@@ -63,7 +45,7 @@ func (a *App) Prepare() error {
 			if err != nil {
 				return err
 			}
-			if err := mount("proc", p, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+			if err := mountinfo.Mount("proc", p, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
 				return err
 			}
 			if a.DisablePaths {
@@ -76,13 +58,13 @@ func (a *App) Prepare() error {
 			if err != nil {
 				return err
 			}
-			if err := mount("/sys", p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			if err := mountinfo.Mount("/sys", p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 				return err
 			}
 			if a.DisablePaths {
 				return nil
 			}
-			return mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+			return mountinfo.Mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
 		},
 		func() error { return a.hybridCgroups(in) },
 		func() error { return prepareDev(in) },
@@ -100,7 +82,7 @@ func (a *App) Prepare() error {
 		}
 	}
 	if a.ReadOnlyRootFS {
-		if err := mount("", root, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		if err := mountinfo.Mount("", root, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 			return a.fail(ExitConfig, "preparing rootfs: %w", err)
 		}
 	}
@@ -134,7 +116,7 @@ func (a *App) prepareSystemFiles(in func(string) (string, error)) error {
 			return err
 		}
 		if a.ReadOnlyRootFS {
-			if err := mount("tmpfs", t, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("mode=%o", d.mode)); err != nil {
+			if err := mountinfo.Mount("tmpfs", t, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("mode=%o", d.mode)); err != nil {
 				return err
 			}
 		}
@@ -158,7 +140,7 @@ func prepareDev(in func(string) (string, error)) error {
 	if err != nil {
 		return err
 	}
-	if err := mount("tmpfs", dev, "tmpfs", syscall.MS_NOSUID|syscall.MS_STRICTATIME, "mode=0755"); err != nil {
+	if err := mountinfo.Mount("tmpfs", dev, "tmpfs", syscall.MS_NOSUID|syscall.MS_STRICTATIME, "mode=0755"); err != nil {
 		return err
 	}
 	for _, n := range devNodes {
@@ -178,7 +160,7 @@ func prepareDev(in func(string) (string, error)) error {
 		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
-		if err := mount(src, p, "", syscall.MS_BIND, ""); err != nil {
+		if err := mountinfo.Mount(src, p, "", syscall.MS_BIND, ""); err != nil {
 			return err
 		}
 	}
@@ -214,14 +196,14 @@ func (a *App) hybridCgroups(in func(string) (string, error)) error {
 	if err != nil {
 		return err
 	}
-	if err := mount("", sys, "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
+	if err := mountinfo.Mount("", sys, "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
 		return err
 	}
 	base, err := in("/sys/fs/cgroup")
 	if err != nil {
 		return err
 	}
-	if err := mount("tmpfs", base, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=0755"); err != nil {
+	if err := mountinfo.Mount("tmpfs", base, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=0755"); err != nil {
 		return err
 	}
 	ro := uintptr(syscall.MS_BIND | syscall.MS_REMOUNT | syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
@@ -230,18 +212,18 @@ func (a *App) hybridCgroups(in func(string) (string, error)) error {
 		if err := os.MkdirAll(t, 0o755); err != nil {
 			return err
 		}
-		if err := mount(d, t, "", syscall.MS_BIND, ""); err != nil {
+		if err := mountinfo.Mount(d, t, "", syscall.MS_BIND, ""); err != nil {
 			return err
 		}
 		// The host's cgroup mounts are shared: keep the app's copy apart.
-		if err := mount("", t, "", syscall.MS_PRIVATE, ""); err != nil {
+		if err := mountinfo.Mount("", t, "", syscall.MS_PRIVATE, ""); err != nil {
 			return err
 		}
-		if err := mount("", t, "", ro, ""); err != nil {
+		if err := mountinfo.Mount("", t, "", ro, ""); err != nil {
 			return err
 		}
 	}
-	return mount("", base, "", syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+	return mountinfo.Mount("", base, "", syscall.MS_REMOUNT|syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
 }
 
 func dir(in func(string) (string, error), p string) (string, error) {
@@ -270,7 +252,7 @@ func bindFile(in func(string) (string, error), p, src string) error {
 		return err
 	}
 	f.Close()
-	return mount(src, t, "", syscall.MS_BIND, "")
+	return mountinfo.Mount(src, t, "", syscall.MS_BIND, "")
 }
 
 // plainConsole turns off newline translation on the pod's console: it is a

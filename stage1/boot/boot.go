@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rktng/rkt/common/mountinfo"
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage1/cgroups"
@@ -286,8 +287,8 @@ func (p *Plan) Exec() error {
 	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("creating nspawn's mount namespace: %w", err)
 	}
-	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
-		return &MountError{Target: "/", Flags: syscall.MS_REC | syscall.MS_SLAVE, Err: err}
+	if err := mountinfo.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
+		return err
 	}
 	if p.netns != "" {
 		if err := joinNetns(p.netns); err != nil {
@@ -298,25 +299,12 @@ func (p *Plan) Exec() error {
 	if err := os.MkdirAll(propagate, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", propagate, err)
 	}
-	if err := syscall.Mount("tmpfs", propagate, "tmpfs", 0, "mode=0755"); err != nil {
-		return &MountError{Source: "tmpfs", Target: propagate, FSType: "tmpfs", Err: err}
+	if err := mountinfo.Mount("tmpfs", propagate, "tmpfs", 0, "mode=0755"); err != nil {
+		return err
 	}
 	err := syscall.Exec(p.Path, p.Args, p.Env)
 	return fmt.Errorf("executing %s: %w", p.Path, err)
 }
-
-// MountError is a failed mount(2).
-type MountError struct {
-	Source, Target, FSType string
-	Flags                  uintptr
-	Err                    error
-}
-
-func (e *MountError) Error() string {
-	return fmt.Sprintf("mount %q on %q (type %q, flags %#x): %v", e.Source, e.Target, e.FSType, e.Flags, e.Err)
-}
-
-func (e *MountError) Unwrap() error { return e.Err }
 
 // uidShift is the first host uid of --private-users's SHIFT:COUNT, or -1
 // when the pod has no user namespace.
