@@ -18,6 +18,7 @@ import (
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/common/stage1/stage1test"
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 // The tests build fly's image and a static probe app, lay out pods with the
@@ -66,9 +67,7 @@ func goTool() string {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("fly needs root (mount namespaces, chroot)")
-	}
+	asroot.Require(t, "fly needs mount namespaces and chroot")
 }
 
 // TestConformance runs the stage1 contract's suite on fly.

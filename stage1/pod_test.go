@@ -18,6 +18,7 @@ import (
 
 	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/common/stage1/stage1test"
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 var (
@@ -30,9 +31,7 @@ var (
 // static busybox for the test apps (build.sh test installs both).
 func requirePods(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root (pods need namespaces, cgroups and mounts)")
-	}
+	asroot.Require(t, "pods need namespaces, cgroups and mounts")
 	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
 		t.Skip("requires systemd-nspawn (apt-get install systemd-container)")
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/aci/acibuild"
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 var mtime = time.Date(2019, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -263,7 +264,7 @@ func TestXattrs(t *testing.T) {
 	if err := unix.Setxattr(dst, "user.probe", []byte("1"), 0); err != nil {
 		t.Skipf("filesystem of %s has no user xattrs: %v", dst, err)
 	}
-	img := rawTar(t, manifestEntry(goodManifest), dirEntry("rootfs/"), acibuild.RawEntry{
+	img := rawTar(t, acibuild.RawManifest(goodManifest), acibuild.RawDir("rootfs/"), acibuild.RawEntry{
 		Header: tar.Header{Name: "rootfs/f", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX,
 			PAXRecords: map[string]string{"SCHILY.xattr.user.color": "blue"}},
 		Data: []byte("x"),
@@ -329,9 +330,7 @@ func TestExtractorConfinedWithoutValidation(t *testing.T) {
 // Files of owner 0:0 skip chown when created by root, unless a setgid
 // destination would give them its group.
 func TestSetgidDestinationGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown the destination")
-	}
+	asroot.Require(t, "chowns the destination")
 	dst := t.TempDir()
 	if err := os.Chown(dst, 0, 4321); err != nil {
 		t.Fatal(err)

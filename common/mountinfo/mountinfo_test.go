@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 const sample = `22 28 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -126,9 +128,7 @@ func mustMount(t *testing.T, source, target, fstype string, flags uintptr) {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	asroot.Require(t, "mounts")
 }
 
 // inPrivateNamespace runs the test on a thread with its own mount namespace,

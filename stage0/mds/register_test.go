@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 func TestListenRegistration(t *testing.T) {
@@ -89,9 +91,7 @@ func errString(err error) string {
 // TestRegistrationRefusesOtherUsers: even with a world-writable socket,
 // only root (or the service's own user) may register pods.
 func TestRegistrationRefusesOtherUsers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("requires root: connects as another user")
-	}
+	asroot.Require(t, "connects as another user")
 	// The other user needs to reach the socket and run the test binary.
 	dir := t.TempDir()
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 func TestScopeName(t *testing.T) {
@@ -50,9 +52,7 @@ func TestHierarchiesOfThisProcess(t *testing.T) {
 // TestJoinAndRelease moves a child process's view: it joins a scope in every
 // hierarchy from a re-executed test binary and checks Release removes it.
 func TestJoinAndRelease(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("requires root (creates cgroups)")
-	}
+	asroot.Require(t, "creates cgroups")
 	if os.Getenv("CGROUPS_TEST_CHILD") == "1" {
 		pl, err := Join(ScopeName("rkt-cgroups-test"))
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rktng/rkt/common/network"
 	"github.com/rktng/rkt/stage1/podnet/podnettest"
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 var (
@@ -29,9 +30,7 @@ var (
 // the stage1 packer (aci/acibuild/mkstage1) does.
 func plugins(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, veths and iptables")
-	}
+	asroot.Require(t, "network namespaces, veths and iptables")
 	for _, tool := range []string{"iptables", "nsenter", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (apt-get install iptables util-linux iproute2)", tool)
@@ -322,9 +321,7 @@ func TestManyPodsLeaveNothing(t *testing.T) {
 // does) and without masquerade. cpu-ms/op is the CPU time of the process
 // and the plugins it ran, steadier than the time under load.
 func BenchmarkSetup(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	asroot.Require(b, "network namespaces, veths and iptables")
 	pluginsOnce.Do(func() { pluginsDir, pluginsErr = buildPlugins() })
 	if pluginsErr != nil {
 		b.Fatal(pluginsErr)

@@ -33,6 +33,7 @@ import (
 	"testing"
 
 	"github.com/rktng/rkt/common/stage1/stage1test"
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 // Stage1 is the stage1 image the suite runs pods with, and what the tests
@@ -101,9 +102,7 @@ func Main(m *testing.M) int {
 // namespaces.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root: pods need mount namespaces, overlayfs and chroot")
-	}
+	asroot.Require(t, "pods need mount namespaces, overlayfs and chroot")
 }
 
 // Build returns the shared artifacts, building them on first use. It skips t
