@@ -21,20 +21,9 @@ import (
 // The host stage1 through the CLI: what stage1/ checks on hand-made pod
 // directories, here with pods rkt prepared.
 
-// machinedCLIScript runs in a private mount namespace: a system bus and
-// systemd-machined of its own (machinectl wants /run/systemd/system, which
-// only a systemd-booted host has), then rkt run, stop and gc.
+// machinedCLIScript runs after testutil's bootstrap (a system bus and a
+// machined of its own): rkt run, stop and gc.
 const machinedCLIScript = `
-set -u
-mkdir -p /run/systemd /run/dbus
-mount -t tmpfs tmpfs /run/systemd
-mount -t tmpfs tmpfs /run/dbus
-mkdir -p /run/systemd/system
-dbus-daemon --system --fork --print-pid >"$WORK/dbus.pid" 2>"$WORK/dbus.log"
-"$MACHINED" >"$WORK/machined.log" 2>&1 & echo $! >"$WORK/machined.pid"
-cleanup() { kill $(cat "$WORK/machined.pid") $(cat "$WORK/dbus.pid") 2>/dev/null; }
-trap cleanup EXIT
-for i in $(seq 100); do machinectl list >/dev/null 2>&1 && break; sleep 0.05; done
 rkt() { "$RKT" --dir="$DIR" --insecure-options=image "$@"; }
 rkt run --stage1-path="$STAGE1" --uuid-file-save="$WORK/uuid" "$IMAGE" >"$WORK/pod.out" 2>&1 & podpid=$!
 for i in $(seq 600); do grep -q ready "$WORK/pod.out" 2>/dev/null && break; sleep 0.05; done
@@ -55,16 +44,11 @@ func TestHostMachinectl(t *testing.T) {
 	if comm, _ := os.ReadFile("/proc/1/comm"); strings.TrimSpace(string(comm)) == "systemd" {
 		t.Skip("starts a machined of its own for hosts without systemd; on this systemd host TestSystemdMachineScope checks the real one")
 	}
-	machined := "/lib/systemd/systemd-machined"
-	for _, bin := range []string{"dbus-daemon", "machinectl", "unshare", machined} {
-		c.RequireTool(bin)
-	}
 	work := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private", "bash", "-c", machinedCLIScript)
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = append(os.Environ(), "WORK="+work, "MACHINED="+machined, "RKT="+c.A.Rkt, "DIR="+c.Dir,
+	cmd := testutil.MachinedCommand(t, ctx, work, machinedCLIScript)
+	cmd.Env = append(cmd.Env, "RKT="+c.A.Rkt, "DIR="+c.Dir,
 		"STAGE1="+c.Stage1().ACI, "IMAGE="+c.InspectACI("--print-msg=ready", "--sleep=60s"))
 	out, err := cmd.CombinedOutput()
 	s := string(out)
@@ -73,32 +57,19 @@ func TestHostMachinectl(t *testing.T) {
 	if err != nil || len(uuid) == 0 {
 		t.Fatalf("%v\n%s\npod:\n%s", err, s, podOut)
 	}
-	if list := between2(s, "== list", "== exit"); !strings.Contains(list, "rkt-"+string(uuid)) {
+	if list := testutil.Section(s, "== list", "== exit"); !strings.Contains(list, "rkt-"+string(uuid)) {
 		t.Errorf("machinectl list does not show the pod:\n%s", s)
 	}
 	// The stop's SIGTERM killed the app: its status, 143, is rkt run's.
 	if !strings.Contains(s, "== exit 143") {
 		t.Errorf("rkt run after rkt stop: want exit 143:\n%s\npod:\n%s", s, podOut)
 	}
-	if strings.Contains(between2(s, "== after", "== gc"), "rkt-") {
+	if strings.Contains(testutil.Section(s, "== after", "== gc"), "rkt-") {
 		t.Errorf("pod still listed after it ended:\n%s", s)
 	}
 	if !strings.Contains(s, "== gc 0") {
 		t.Errorf("gc failed:\n%s", s)
 	}
-}
-
-// between2 is the text of s from the first from up to the next to.
-func between2(s, from, to string) string {
-	i := strings.Index(s, from)
-	if i < 0 {
-		return ""
-	}
-	s = s[i:]
-	if j := strings.Index(s, to); j >= 0 {
-		return s[:j]
-	}
-	return s
 }
 
 // TestHostEnterJournalStop: `rkt enter` runs a command in a running pod
