@@ -122,13 +122,13 @@ func TestUnrunnableImagesRefused(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
 	caps := func(v string) acibuild.RawEntry {
-		e := fileEntry("rootfs/caps", "x")
+		e := acibuild.RawFile("rootfs/caps", "x")
 		e.Header.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": v}
 		e.Header.Format = tar.FormatPAX
 		return e
 	}
 	ids := func(uid, gid int) acibuild.RawEntry {
-		e := fileEntry("rootfs/owned", "x")
+		e := acibuild.RawFile("rootfs/owned", "x")
 		e.Header.Uid, e.Header.Gid, e.Header.Format = uid, gid, tar.FormatPAX
 		return e
 	}
@@ -136,10 +136,10 @@ func TestUnrunnableImagesRefused(t *testing.T) {
 		e    acibuild.RawEntry
 		want []string
 	}{
-		"long-name":      {fileEntry("rootfs/"+strings.Repeat("n", 5000), "x"), []string{"nnnn", "name of 5007 bytes, longer than 4095"}},
-		"long-component": {fileEntry("rootfs/"+strings.Repeat("c", 300), "x"), []string{"cccc", "component of 300 bytes, longer than 255"}},
-		"long-path":      {fileEntry("rootfs/"+strings.Repeat("p/", 2500)+"f", "x"), []string{"p/p/p", "longer than 4095"}},
-		"long-symlink":   {linkEntry(tar.TypeSymlink, "rootfs/l", "/"+strings.Repeat("s", 5000)), []string{"rootfs/l", "symlink target of 5001 bytes"}},
+		"long-name":      {acibuild.RawFile("rootfs/"+strings.Repeat("n", 5000), "x"), []string{"nnnn", "name of 5007 bytes, longer than 4095"}},
+		"long-component": {acibuild.RawFile("rootfs/"+strings.Repeat("c", 300), "x"), []string{"cccc", "component of 300 bytes, longer than 255"}},
+		"long-path":      {acibuild.RawFile("rootfs/"+strings.Repeat("p/", 2500)+"f", "x"), []string{"p/p/p", "longer than 4095"}},
+		"long-symlink":   {acibuild.RawLink(tar.TypeSymlink, "rootfs/l", "/"+strings.Repeat("s", 5000)), []string{"rootfs/l", "symlink target of 5001 bytes"}},
 		"bad-capability": {caps("\x01\x00\x00\x02garbage"), []string{"rootfs/caps", "security.capability"}},
 		"uid-2p32-1234":  {ids(1<<32+1234, 0), []string{"rootfs/owned", "uid 4294968530"}},
 		"gid-2p40":       {ids(0, 1<<40), []string{"rootfs/owned", "gid 1099511627776"}},
@@ -147,14 +147,14 @@ func TestUnrunnableImagesRefused(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := c.Sub(t)
-			aci := c.WriteRaw(name+".aci", []acibuild.RawEntry{manifestEntry(c, "example.com/"+name), dirEntry("rootfs/"), tc.e})
+			aci := c.WriteRaw(name+".aci", []acibuild.RawEntry{manifestEntry(c, "example.com/"+name), acibuild.RawDir("rootfs/"), tc.e})
 			refused(c, aci, nil, tc.want...)
 		})
 	}
 	t.Run("broken-sparse-map", func(t *testing.T) {
 		c := c.Sub(t)
 		var buf bytes.Buffer
-		acibuild.RawEntries(&buf, []acibuild.RawEntry{manifestEntry(c, "example.com/broken-sparse"), dirEntry("rootfs/")})
+		acibuild.RawEntries(&buf, []acibuild.RawEntry{manifestEntry(c, "example.com/broken-sparse"), acibuild.RawDir("rootfs/")})
 		// The map claims 20 GiB of data; the entry holds 4 KiB.
 		entry := acibuild.GNUSparseEntry("rootfs/broken", 40<<30, [][2]int64{{0, 4096}, {20 << 30, 20 << 30}}, make([]byte, 4096))
 		start := time.Now()

@@ -43,19 +43,7 @@ func refused(c *testutil.Ctx, aci string, mustNotExist []string, want ...string)
 // manifestEntry is a valid manifest entry for raw archives.
 func manifestEntry(c *testutil.Ctx, name string) acibuild.RawEntry {
 	m := testutil.ManifestJSON(c.A.InspectImage(name).Manifest)
-	return acibuild.RawEntry{Header: tar.Header{Name: "manifest", Typeflag: tar.TypeReg, Mode: 0o644}, Data: m}
-}
-
-func dirEntry(name string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
-}
-
-func fileEntry(name, data string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte(data)}
-}
-
-func linkEntry(typ byte, name, target string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: name, Typeflag: typ, Mode: 0o777, Linkname: target}}
+	return acibuild.RawManifest(string(m))
 }
 
 // TestMaliciousArchives feeds rkt archives that try to write outside the
@@ -78,35 +66,35 @@ func TestMaliciousArchives(t *testing.T) {
 		entries []acibuild.RawEntry
 		victims []string
 	}{
-		{"dotdot", []acibuild.RawEntry{dirEntry("rootfs/"), fileEntry("rootfs/"+rel+"/dotdot", "x")},
+		{"dotdot", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/"+rel+"/dotdot", "x")},
 			[]string{filepath.Join(target, "dotdot")}},
-		{"dotdot-inside", []acibuild.RawEntry{dirEntry("rootfs/"), dirEntry("rootfs/a/"), fileEntry("rootfs/a/../../escaped-manifest", "x")}, nil},
-		{"absolute", []acibuild.RawEntry{dirEntry("rootfs/"), fileEntry(filepath.Join(target, "absolute"), "x")},
+		{"dotdot-inside", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawDir("rootfs/a/"), acibuild.RawFile("rootfs/a/../../escaped-manifest", "x")}, nil},
+		{"absolute", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawFile(filepath.Join(target, "absolute"), "x")},
 			[]string{filepath.Join(target, "absolute")}},
-		{"absolute-rootfs", []acibuild.RawEntry{dirEntry("/rootfs/"), fileEntry("/rootfs/"+rel+"/absolute2", "x")},
+		{"absolute-rootfs", []acibuild.RawEntry{acibuild.RawDir("/rootfs/"), acibuild.RawFile("/rootfs/"+rel+"/absolute2", "x")},
 			[]string{filepath.Join(target, "absolute2")}},
-		{"symlink-absolute", []acibuild.RawEntry{dirEntry("rootfs/"),
-			linkEntry(tar.TypeSymlink, "rootfs/x", target), fileEntry("rootfs/x/via-symlink", "x")},
+		{"symlink-absolute", []acibuild.RawEntry{acibuild.RawDir("rootfs/"),
+			acibuild.RawLink(tar.TypeSymlink, "rootfs/x", target), acibuild.RawFile("rootfs/x/via-symlink", "x")},
 			[]string{filepath.Join(target, "via-symlink")}},
-		{"symlink-relative", []acibuild.RawEntry{dirEntry("rootfs/"),
-			linkEntry(tar.TypeSymlink, "rootfs/y", rel), fileEntry("rootfs/y/via-relative", "x")},
+		{"symlink-relative", []acibuild.RawEntry{acibuild.RawDir("rootfs/"),
+			acibuild.RawLink(tar.TypeSymlink, "rootfs/y", rel), acibuild.RawFile("rootfs/y/via-relative", "x")},
 			[]string{filepath.Join(target, "via-relative")}},
-		{"symlink-chain", []acibuild.RawEntry{dirEntry("rootfs/"), dirEntry("rootfs/d/"),
-			linkEntry(tar.TypeSymlink, "rootfs/d/up", "../.."), linkEntry(tar.TypeSymlink, "rootfs/z", "d/up/"+rel),
-			fileEntry("rootfs/z/via-chain", "x")},
+		{"symlink-chain", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawDir("rootfs/d/"),
+			acibuild.RawLink(tar.TypeSymlink, "rootfs/d/up", "../.."), acibuild.RawLink(tar.TypeSymlink, "rootfs/z", "d/up/"+rel),
+			acibuild.RawFile("rootfs/z/via-chain", "x")},
 			[]string{filepath.Join(target, "via-chain")}},
-		{"hardlink-absolute", []acibuild.RawEntry{dirEntry("rootfs/"), linkEntry(tar.TypeLink, "rootfs/h", secret)}, nil},
-		{"hardlink-dotdot", []acibuild.RawEntry{dirEntry("rootfs/"), linkEntry(tar.TypeLink, "rootfs/h", "rootfs/"+rel+"/secret")}, nil},
-		{"hardlink-outside-rootfs", []acibuild.RawEntry{dirEntry("rootfs/"), linkEntry(tar.TypeLink, "rootfs/h", "manifest")}, nil},
-		{"char-device", []acibuild.RawEntry{dirEntry("rootfs/"), dirEntry("rootfs/dev/"),
+		{"hardlink-absolute", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawLink(tar.TypeLink, "rootfs/h", secret)}, nil},
+		{"hardlink-dotdot", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawLink(tar.TypeLink, "rootfs/h", "rootfs/"+rel+"/secret")}, nil},
+		{"hardlink-outside-rootfs", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawLink(tar.TypeLink, "rootfs/h", "manifest")}, nil},
+		{"char-device", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawDir("rootfs/dev/"),
 			{Header: tar.Header{Name: "rootfs/dev/mem", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 1}}}, nil},
-		{"block-device", []acibuild.RawEntry{dirEntry("rootfs/"),
+		{"block-device", []acibuild.RawEntry{acibuild.RawDir("rootfs/"),
 			{Header: tar.Header{Name: "rootfs/sda", Typeflag: tar.TypeBlock, Mode: 0o666, Devmajor: 8, Devminor: 0}}}, nil},
-		{"fifo", []acibuild.RawEntry{dirEntry("rootfs/"),
+		{"fifo", []acibuild.RawEntry{acibuild.RawDir("rootfs/"),
 			{Header: tar.Header{Name: "rootfs/fifo", Typeflag: tar.TypeFifo, Mode: 0o666}}}, nil},
-		{"duplicate", []acibuild.RawEntry{dirEntry("rootfs/"), fileEntry("rootfs/dup", "first"), fileEntry("rootfs/dup", "second")}, nil},
-		{"duplicate-unclean", []acibuild.RawEntry{dirEntry("rootfs/"), fileEntry("rootfs/dup", "first"), fileEntry("rootfs/./dup", "second")}, nil},
-		{"outside-rootfs", []acibuild.RawEntry{dirEntry("rootfs/"), fileEntry("other/file", "x")}, nil},
+		{"duplicate", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/dup", "first"), acibuild.RawFile("rootfs/dup", "second")}, nil},
+		{"duplicate-unclean", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/dup", "first"), acibuild.RawFile("rootfs/./dup", "second")}, nil},
+		{"outside-rootfs", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawFile("other/file", "x")}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,7 +133,7 @@ func TestBadArchives(t *testing.T) {
 	rawManifest := func(name, manifest string) []acibuild.RawEntry {
 		return []acibuild.RawEntry{
 			{Header: tar.Header{Name: "manifest", Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte(manifest)},
-			dirEntry("rootfs/"), fileEntry("rootfs/f", "x"),
+			acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/f", "x"),
 		}
 	}
 	bytesCases := map[string][]byte{
@@ -175,7 +163,7 @@ func TestBadArchives(t *testing.T) {
 	}
 	t.Run("no-manifest", func(t *testing.T) {
 		c := c.Sub(t)
-		refused(c, c.WriteRaw("no-manifest.aci", []acibuild.RawEntry{dirEntry("rootfs/"), fileEntry("rootfs/f", "x")}), nil, "manifest")
+		refused(c, c.WriteRaw("no-manifest.aci", []acibuild.RawEntry{acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/f", "x")}), nil, "manifest")
 	})
 	t.Run("no-rootfs", func(t *testing.T) {
 		c := c.Sub(t)

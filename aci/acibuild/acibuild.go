@@ -250,6 +250,28 @@ type RawEntry struct {
 	Data   []byte
 }
 
+// RawManifest, RawDir, RawFile and RawLink are the usual entries of a raw
+// archive: the manifest, a directory, a regular file and a link of type
+// typ (tar.TypeSymlink or tar.TypeLink), with common modes.
+func RawManifest(data string) RawEntry {
+	return RawEntry{Header: tar.Header{Name: "manifest", Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte(data)}
+}
+
+// RawDir is a directory entry (see RawManifest).
+func RawDir(name string) RawEntry {
+	return RawEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
+}
+
+// RawFile is a regular file entry (see RawManifest).
+func RawFile(name, data string) RawEntry {
+	return RawEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte(data)}
+}
+
+// RawLink is a link entry of type typ (see RawManifest).
+func RawLink(typ byte, name, target string) RawEntry {
+	return RawEntry{Header: tar.Header{Name: name, Typeflag: typ, Mode: 0o777, Linkname: target}}
+}
+
 // RawEntries writes a plain tar of the given entries with no checks at all,
 // so that tests can build the archives a validator must refuse.
 func RawEntries(w io.Writer, entries []RawEntry) error {

@@ -17,16 +17,16 @@ import (
 // the malicious and broken ones the validator must refuse.
 func fuzzSeeds(f *testing.F) [][]byte {
 	t := &testing.T{}
-	good := image(t, fileEntry("rootfs/a", "data"), linkEntry(tar.TypeSymlink, "rootfs/l", "a"),
-		linkEntry(tar.TypeLink, "rootfs/h", "rootfs/a"), dirEntry("rootfs/d/"))
+	good := image(t, acibuild.RawFile("rootfs/a", "data"), acibuild.RawLink(tar.TypeSymlink, "rootfs/l", "a"),
+		acibuild.RawLink(tar.TypeLink, "rootfs/h", "rootfs/a"), acibuild.RawDir("rootfs/d/"))
 	seeds := [][]byte{
 		good, gzipped(t, good),
-		image(t, fileEntry("rootfs/../escape", "x")),
-		image(t, linkEntry(tar.TypeSymlink, "rootfs/x", "/etc"), fileEntry("rootfs/x/passwd", "x")),
+		image(t, acibuild.RawFile("rootfs/../escape", "x")),
+		image(t, acibuild.RawLink(tar.TypeSymlink, "rootfs/x", "/etc"), acibuild.RawFile("rootfs/x/passwd", "x")),
 		image(t, paxEntry("rootfs/caps", map[string]string{"SCHILY.xattr.security.capability": capValue(0x02000001, 20)}, nil)),
 		image(t, paxEntry("rootfs/big", nil, func(h *tar.Header) { h.Uid = 1<<32 + 1 })),
 		acibuild.InsertEntry(image(t), acibuild.GNUSparseEntry("rootfs/s", 1<<20, [][2]int64{{0, 512}, {1<<20 - 512, 512}}, make([]byte, 1024))),
-		rawTar(t, manifestEntry(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"x","dependencies":[{"imageName":"x"}]}`), dirEntry("rootfs/")),
+		rawTar(t, acibuild.RawManifest(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"x","dependencies":[{"imageName":"x"}]}`), acibuild.RawDir("rootfs/")),
 	}
 	return seeds
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func paxEntry(name string, recs map[string]string, mod func(*tar.Header)) acibuild.RawEntry {
-	e := fileEntry(name, "x")
+	e := acibuild.RawFile(name, "x")
 	e.Header.PAXRecords = recs
 	e.Header.Format = tar.FormatPAX
 	if mod != nil {
@@ -41,10 +41,10 @@ func TestRefusedAtValidation(t *testing.T) {
 		e    acibuild.RawEntry
 		want string
 	}{
-		"5000-byte name":   {fileEntry(long[:len(long)-1], "x"), "longer than 4095"},
-		"300-byte comp":    {fileEntry("rootfs/"+strings.Repeat("b", 300), "x"), "path component of 300 bytes"},
-		"long symlink":     {linkEntry(tar.TypeSymlink, "rootfs/l", "/"+strings.Repeat("c", 4096)), "symlink target of 4097 bytes"},
-		"empty symlink":    {linkEntry(tar.TypeSymlink, "rootfs/l", ""), "empty symlink target"},
+		"5000-byte name":   {acibuild.RawFile(long[:len(long)-1], "x"), "longer than 4095"},
+		"300-byte comp":    {acibuild.RawFile("rootfs/"+strings.Repeat("b", 300), "x"), "path component of 300 bytes"},
+		"long symlink":     {acibuild.RawLink(tar.TypeSymlink, "rootfs/l", "/"+strings.Repeat("c", 4096)), "symlink target of 4097 bytes"},
+		"empty symlink":    {acibuild.RawLink(tar.TypeSymlink, "rootfs/l", ""), "empty symlink target"},
 		"caps too short":   {paxEntry("rootfs/f", map[string]string{"SCHILY.xattr.security.capability": "ab"}, nil), "too short"},
 		"caps bad size":    {paxEntry("rootfs/f", map[string]string{"SCHILY.xattr.security.capability": capValue(0x02000000, 12)}, nil), "revision 2 wants 20"},
 		"caps bad rev":     {paxEntry("rootfs/f", map[string]string{"SCHILY.xattr.security.capability": capValue(0x07000000, 20)}, nil), "unknown revision"},
@@ -69,8 +69,8 @@ func TestRefusedAtValidation(t *testing.T) {
 	}
 	// What the kernel does take still passes.
 	ok := image(t,
-		fileEntry("rootfs/"+strings.Repeat("d", 255), "x"),
-		linkEntry(tar.TypeSymlink, "rootfs/l", "/"+strings.Repeat("e", 4094)),
+		acibuild.RawFile("rootfs/"+strings.Repeat("d", 255), "x"),
+		acibuild.RawLink(tar.TypeSymlink, "rootfs/l", "/"+strings.Repeat("e", 4094)),
 		paxEntry("rootfs/caps", map[string]string{"SCHILY.xattr.security.capability": capValue(0x02000001, 20), "SCHILY.xattr.user.a": "b"}, func(h *tar.Header) { h.Uid = 1<<32 - 2 }),
 	)
 	if _, err := Validate(bytes.NewReader(ok)); err != nil {
@@ -79,8 +79,8 @@ func TestRefusedAtValidation(t *testing.T) {
 }
 
 func TestRenderedSizeLimit(t *testing.T) {
-	img := image(t, fileEntry("rootfs/a", strings.Repeat("a", 600)), fileEntry("rootfs/b", strings.Repeat("b", 600)),
-		linkEntry(tar.TypeLink, "rootfs/c", "rootfs/a"))
+	img := image(t, acibuild.RawFile("rootfs/a", strings.Repeat("a", 600)), acibuild.RawFile("rootfs/b", strings.Repeat("b", 600)),
+		acibuild.RawLink(tar.TypeLink, "rootfs/c", "rootfs/a"))
 	v := NewValidator()
 	limit := int64(1200 + len(goodManifest)) // the manifest is rendered too
 	v.MaxRenderedSize = limit

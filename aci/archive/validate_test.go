@@ -17,22 +17,6 @@ import (
 
 const goodManifest = `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/test"}`
 
-func manifestEntry(data string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: "manifest", Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte(data)}
-}
-
-func dirEntry(name string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}}
-}
-
-func fileEntry(name, data string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644}, Data: []byte(data)}
-}
-
-func linkEntry(typ byte, name, target string) acibuild.RawEntry {
-	return acibuild.RawEntry{Header: tar.Header{Name: name, Typeflag: typ, Linkname: target, Mode: 0o777}}
-}
-
 func rawTar(t *testing.T, entries ...acibuild.RawEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -55,7 +39,7 @@ func gzipped(t *testing.T, data []byte) []byte {
 
 // image prefixes entries with a valid manifest and the rootfs directory.
 func image(t *testing.T, entries ...acibuild.RawEntry) []byte {
-	return rawTar(t, append([]acibuild.RawEntry{manifestEntry(goodManifest), dirEntry("rootfs/")}, entries...)...)
+	return rawTar(t, append([]acibuild.RawEntry{acibuild.RawManifest(goodManifest), acibuild.RawDir("rootfs/")}, entries...)...)
 }
 
 // extractFrom decompresses and extracts an ACI into a fresh destination
@@ -110,7 +94,7 @@ func assertNothingOutside(t *testing.T, base string) {
 }
 
 func TestMaliciousArchives(t *testing.T) {
-	good := image(t, fileEntry("rootfs/a", "a"))
+	good := image(t, acibuild.RawFile("rootfs/a", "a"))
 	cases := []struct {
 		name string
 		aci  func(t *testing.T, outside string) []byte
@@ -119,46 +103,46 @@ func TestMaliciousArchives(t *testing.T) {
 		mention string
 	}{
 		{"dotdot", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("rootfs/../etc/passwd", "x"))
+			return image(t, acibuild.RawFile("rootfs/../etc/passwd", "x"))
 		}, ErrUnsafeEntry, `entry "rootfs/../etc/passwd": path escapes the rootfs`},
 		{"dotdot at top", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("../outside/etc/passwd", "x"))
+			return image(t, acibuild.RawFile("../outside/etc/passwd", "x"))
 		}, ErrUnsafeEntry, "path escapes"},
 		{"absolute path", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("/etc/passwd", "x"))
+			return image(t, acibuild.RawFile("/etc/passwd", "x"))
 		}, ErrUnsafeEntry, "absolute path"},
 		{"outside rootfs", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("etc/passwd", "x"))
+			return image(t, acibuild.RawFile("etc/passwd", "x"))
 		}, ErrUnsafeEntry, "outside manifest and rootfs"},
 		{"symlink absolute then through it", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeSymlink, "rootfs/x", "/etc"), fileEntry("rootfs/x/passwd", "x"))
+			return image(t, acibuild.RawLink(tar.TypeSymlink, "rootfs/x", "/etc"), acibuild.RawFile("rootfs/x/passwd", "x"))
 		}, ErrUnsafeEntry, `parent "rootfs/x" is a symlink`},
 		{"symlink to outside dir then through it", func(t *testing.T, outside string) []byte {
-			return image(t, linkEntry(tar.TypeSymlink, "rootfs/x", outside+"/etc"), fileEntry("rootfs/x/passwd", "x"))
+			return image(t, acibuild.RawLink(tar.TypeSymlink, "rootfs/x", outside+"/etc"), acibuild.RawFile("rootfs/x/passwd", "x"))
 		}, ErrUnsafeEntry, "is a symlink"},
 		{"symlink relative escape", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeSymlink, "rootfs/x", "../../.."))
+			return image(t, acibuild.RawLink(tar.TypeSymlink, "rootfs/x", "../../.."))
 		}, ErrUnsafeEntry, "escapes the rootfs"},
 		{"symlink deep relative escape then through", func(t *testing.T, _ string) []byte {
-			return image(t, dirEntry("rootfs/a/"), linkEntry(tar.TypeSymlink, "rootfs/a/x", "../../outside/etc"), fileEntry("rootfs/a/x/passwd", "x"))
+			return image(t, acibuild.RawDir("rootfs/a/"), acibuild.RawLink(tar.TypeSymlink, "rootfs/a/x", "../../outside/etc"), acibuild.RawFile("rootfs/a/x/passwd", "x"))
 		}, ErrUnsafeEntry, "escapes the rootfs"},
 		{"rootfs is a symlink", func(t *testing.T, outside string) []byte {
-			return rawTar(t, manifestEntry(goodManifest), linkEntry(tar.TypeSymlink, "rootfs", outside))
+			return rawTar(t, acibuild.RawManifest(goodManifest), acibuild.RawLink(tar.TypeSymlink, "rootfs", outside))
 		}, ErrUnsafeEntry, "rootfs is not a directory"},
 		{"hardlink to /etc/shadow", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeLink, "rootfs/shadow", "/etc/shadow"))
+			return image(t, acibuild.RawLink(tar.TypeLink, "rootfs/shadow", "/etc/shadow"))
 		}, ErrUnsafeEntry, "outside the rootfs"},
 		{"hardlink outside rootfs", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeLink, "rootfs/p", "rootfs/../../outside/etc/passwd"))
+			return image(t, acibuild.RawLink(tar.TypeLink, "rootfs/p", "rootfs/../../outside/etc/passwd"))
 		}, ErrUnsafeEntry, "outside the rootfs"},
 		{"hardlink to manifest", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeLink, "rootfs/m", "manifest"))
+			return image(t, acibuild.RawLink(tar.TypeLink, "rootfs/m", "manifest"))
 		}, ErrUnsafeEntry, "outside the rootfs"},
 		{"hardlink to a later entry", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeLink, "rootfs/l", "rootfs/f"), fileEntry("rootfs/f", "f"))
+			return image(t, acibuild.RawLink(tar.TypeLink, "rootfs/l", "rootfs/f"), acibuild.RawFile("rootfs/f", "f"))
 		}, ErrUnsafeEntry, "not an earlier regular file"},
 		{"hardlink to a symlink", func(t *testing.T, _ string) []byte {
-			return image(t, linkEntry(tar.TypeSymlink, "rootfs/s", "/etc/passwd"), linkEntry(tar.TypeLink, "rootfs/l", "rootfs/s"))
+			return image(t, acibuild.RawLink(tar.TypeSymlink, "rootfs/s", "/etc/passwd"), acibuild.RawLink(tar.TypeLink, "rootfs/l", "rootfs/s"))
 		}, ErrUnsafeEntry, "not an earlier regular file"},
 		{"char device", func(t *testing.T, _ string) []byte {
 			return image(t, acibuild.RawEntry{Header: tar.Header{Name: "rootfs/mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666}})
@@ -170,19 +154,19 @@ func TestMaliciousArchives(t *testing.T) {
 			return image(t, acibuild.RawEntry{Header: tar.Header{Name: "rootfs/fifo", Typeflag: tar.TypeFifo, Mode: 0o666}})
 		}, ErrUnsafeEntry, "fifo"},
 		{"file as parent", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("rootfs/f", "f"), fileEntry("rootfs/f/g", "g"))
+			return image(t, acibuild.RawFile("rootfs/f", "f"), acibuild.RawFile("rootfs/f/g", "g"))
 		}, ErrUnsafeEntry, "not a directory"},
 		{"duplicate entry", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("rootfs/a", "1"), fileEntry("rootfs/a", "2"))
+			return image(t, acibuild.RawFile("rootfs/a", "1"), acibuild.RawFile("rootfs/a", "2"))
 		}, ErrDuplicateEntry, `entry "rootfs/a": path already in the archive`},
 		{"duplicate after cleaning", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("rootfs/a/b", "1"), fileEntry("./rootfs//a/./b", "2"))
+			return image(t, acibuild.RawFile("rootfs/a/b", "1"), acibuild.RawFile("./rootfs//a/./b", "2"))
 		}, ErrDuplicateEntry, "already in the archive"},
 		{"symlink over an implied directory", func(t *testing.T, _ string) []byte {
-			return image(t, fileEntry("rootfs/x/passwd", "1"), linkEntry(tar.TypeSymlink, "rootfs/x", "/etc"))
+			return image(t, acibuild.RawFile("rootfs/x/passwd", "1"), acibuild.RawLink(tar.TypeSymlink, "rootfs/x", "/etc"))
 		}, ErrDuplicateEntry, "already in the archive"},
 		{"duplicate manifest", func(t *testing.T, _ string) []byte {
-			return image(t, manifestEntry(goodManifest))
+			return image(t, acibuild.RawManifest(goodManifest))
 		}, ErrDuplicateEntry, "already in the archive"},
 		{"truncated gzip", func(t *testing.T, _ string) []byte {
 			z := gzipped(t, good)
@@ -196,19 +180,19 @@ func TestMaliciousArchives(t *testing.T) {
 		}, ErrCorrupt, "not a tar"},
 		{"empty", func(t *testing.T, _ string) []byte { return nil }, ErrCorrupt, ""},
 		{"missing manifest", func(t *testing.T, _ string) []byte {
-			return rawTar(t, dirEntry("rootfs/"), fileEntry("rootfs/a", "a"))
+			return rawTar(t, acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/a", "a"))
 		}, ErrInvalidManifest, "no manifest"},
 		{"invalid manifest JSON", func(t *testing.T, _ string) []byte {
-			return rawTar(t, manifestEntry(`{"acKind": "ImageManifest",`), dirEntry("rootfs/"))
+			return rawTar(t, acibuild.RawManifest(`{"acKind": "ImageManifest",`), acibuild.RawDir("rootfs/"))
 		}, ErrInvalidManifest, `entry "manifest"`},
 		{"wrong acKind", func(t *testing.T, _ string) []byte {
-			return rawTar(t, manifestEntry(`{"acKind":"PodManifest","acVersion":"0.8.11","name":"example.com/test"}`), dirEntry("rootfs/"))
+			return rawTar(t, acibuild.RawManifest(`{"acKind":"PodManifest","acVersion":"0.8.11","name":"example.com/test"}`), acibuild.RawDir("rootfs/"))
 		}, ErrInvalidManifest, "ACKind"},
 		{"manifest is a directory", func(t *testing.T, _ string) []byte {
-			return rawTar(t, dirEntry("manifest/"), dirEntry("rootfs/"))
+			return rawTar(t, acibuild.RawDir("manifest/"), acibuild.RawDir("rootfs/"))
 		}, ErrInvalidManifest, "not a regular file"},
 		{"missing rootfs", func(t *testing.T, _ string) []byte {
-			return rawTar(t, manifestEntry(goodManifest))
+			return rawTar(t, acibuild.RawManifest(goodManifest))
 		}, ErrInvalidLayout, "no rootfs"},
 	}
 	for _, tc := range cases {
@@ -247,7 +231,7 @@ type errReader struct{ err error }
 func (e *errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func TestEntryErrorFormat(t *testing.T) {
-	_, err := Validate(bytes.NewReader(image(t, fileEntry("rootfs/../etc/passwd", "x"))))
+	_, err := Validate(bytes.NewReader(image(t, acibuild.RawFile("rootfs/../etc/passwd", "x"))))
 	want := `entry "rootfs/../etc/passwd": path escapes the rootfs: unsafe entry`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -259,7 +243,7 @@ func TestEntryErrorFormat(t *testing.T) {
 }
 
 func TestManifestAfterRootfs(t *testing.T) {
-	data := rawTar(t, dirEntry("rootfs/"), fileEntry("rootfs/a", "a"), manifestEntry(goodManifest))
+	data := rawTar(t, acibuild.RawDir("rootfs/"), acibuild.RawFile("rootfs/a", "a"), acibuild.RawManifest(goodManifest))
 	img, err := Validate(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +255,7 @@ func TestManifestAfterRootfs(t *testing.T) {
 
 func TestDotEntryAndImplicitRootfs(t *testing.T) {
 	// "tar -C dir ." archives start with "./" and may omit directories.
-	data := rawTar(t, dirEntry("./"), manifestEntry(goodManifest), fileEntry("./rootfs/bin/sh", "sh"), dirEntry("./rootfs/bin/"))
+	data := rawTar(t, acibuild.RawDir("./"), acibuild.RawManifest(goodManifest), acibuild.RawFile("./rootfs/bin/sh", "sh"), acibuild.RawDir("./rootfs/bin/"))
 	if _, err := Validate(bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +265,7 @@ func TestSourceErrorsAreNotCorruption(t *testing.T) {
 	boom := errors.New("connection reset")
 	noise := make([]byte, 100000)
 	rand.NewChaCha8([32]byte{1}).Read(noise)
-	z := gzipped(t, image(t, fileEntry("rootfs/a", string(noise))))
+	z := gzipped(t, image(t, acibuild.RawFile("rootfs/a", string(noise))))
 	r := io.MultiReader(bytes.NewReader(z[:len(z)/2]), &errReader{boom})
 	rc, err := NewReader(r)
 	if err == nil {
