@@ -57,7 +57,7 @@ func runEnter(g *globals, app, uuid string, cmd []string) error {
 	if err != nil {
 		return fmt.Errorf("pod %s: finding its pid: %w", p.UUID, err)
 	}
-	code, err := launch.Enter(p.Path(), pid, app, cmd)
+	code, err := launch.Enter(p.Path(), pid, app, cmd, launch.Stdio{In: g.stdin, Out: g.stdout, Err: g.stderr})
 	if err != nil {
 		return fmt.Errorf("entering pod %s: %w", p.UUID, err)
 	}

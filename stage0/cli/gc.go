@@ -162,7 +162,7 @@ func deletePods(g *globals, pods []*pod.Pod) ([]*pod.Pod, []error) {
 				if err := mountStage1ForGC(g, dir); err != nil {
 					g.warnf("mounting the stage1 of pod %s for its gc: %v", p.UUID, err)
 				}
-				if err := launch.CallGC(dir, p.UUID.String(), g.LocalConfig, g.Debug); err != nil {
+				if err := launch.CallGC(dir, p.UUID.String(), g.LocalConfig, g.Debug, g.stderr); err != nil {
 					g.warnf("stage1 gc of pod %s: %v", p.UUID, err)
 				}
 			}

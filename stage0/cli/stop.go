@@ -49,7 +49,7 @@ func stopOne(g *globals, f stopFlags, arg string) error {
 	case st != pod.Running:
 		return fmt.Errorf("pod %s is %s, not running: %w", p.UUID, st, pod.ErrBadState)
 	}
-	if err := launch.CallStop(p.Path(), p.UUID.String(), f.Force); err != nil {
+	if err := launch.CallStop(p.Path(), p.UUID.String(), f.Force, g.stderr); err != nil {
 		return fmt.Errorf("stopping pod %s: %w", p.UUID, err)
 	}
 	_, err = fmt.Fprintf(g.stdout, "%q\n", p.UUID.String())

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,18 +191,26 @@ func writeStage1Inputs(podDir string, apps []string) error {
 	return nil
 }
 
-// CallStop runs the stop entrypoint.
-func CallStop(podDir, uuid string, force bool) error {
+// Stdio is where an entrypoint's standard streams go: rkt's, as the CLI
+// has them. *os.File ones (a terminal, say) are handed to the entrypoint
+// as they are.
+type Stdio struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// CallStop runs the stop entrypoint; its output goes to out.
+func CallStop(podDir, uuid string, force bool, out io.Writer) error {
 	ep, _, err := Entrypoint(podDir, stage1.AnnStop)
 	if err != nil {
 		return err
 	}
-	return runEntry(podDir, ep, stage1.StopArgs{Force: force, UUID: uuid}.Args(), nil)
+	return runEntry(podDir, ep, stage1.StopArgs{Force: force, UUID: uuid}.Args(), out)
 }
 
-// CallGC runs the gc entrypoint; a stage1 without one holds nothing outside
-// the pod directory.
-func CallGC(podDir, uuid, localConfig string, debug bool) error {
+// CallGC runs the gc entrypoint, its output going to out; a stage1 without
+// one holds nothing outside the pod directory.
+func CallGC(podDir, uuid, localConfig string, debug bool, out io.Writer) error {
 	ep, version, err := Entrypoint(podDir, stage1.AnnGC)
 	if errors.Is(err, ErrNoEntrypoint) {
 		return nil
@@ -209,19 +218,19 @@ func CallGC(podDir, uuid, localConfig string, debug bool) error {
 	if err != nil {
 		return err
 	}
-	return runEntry(podDir, ep, stage1.GCArgs{Debug: debug, LocalConfig: localConfig, UUID: uuid}.Args(version), nil)
+	return runEntry(podDir, ep, stage1.GCArgs{Debug: debug, LocalConfig: localConfig, UUID: uuid}.Args(version), out)
 }
 
-// Enter runs cmd in app's environment through the enter entrypoint and
-// returns its exit status.
-func Enter(podDir string, pid int, app string, cmd []string) (int, error) {
+// Enter runs cmd in app's environment through the enter entrypoint, on
+// stdio, and returns its exit status.
+func Enter(podDir string, pid int, app string, cmd []string, stdio Stdio) (int, error) {
 	ep, _, err := Entrypoint(podDir, stage1.AnnEnter)
 	if err != nil {
 		return 0, err
 	}
 	c := exec.Command(ep, stage1.EnterArgs{PID: pid, AppName: app, Cmd: cmd}.Args()...)
 	c.Dir = podDir
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	c.Stdin, c.Stdout, c.Stderr = stdio.In, stdio.Out, stdio.Err
 	err = c.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -236,13 +245,12 @@ func Enter(podDir string, pid int, app string, cmd []string) (int, error) {
 	return 0, nil
 }
 
-func runEntry(podDir, ep string, args []string, env []string) error {
+// runEntry runs a stage1 entrypoint whose output is not the pod's: both
+// its streams go to out (rkt's stderr).
+func runEntry(podDir, ep string, args []string, out io.Writer) error {
 	c := exec.Command(ep, args...)
 	c.Dir = podDir
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
-	if env != nil {
-		c.Env = env
-	}
+	c.Stdout, c.Stderr = out, out
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("%s %s: %w", filepath.Base(ep), strings.Join(args, " "), err)
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,9 +70,10 @@ type Plan struct {
 
 // Prepare writes the pod's machine into the stage1 rootfs of podDir
 // (planPod) and returns the exec of systemd-nspawn that boots it
-// (nspawnPlan).
-func Prepare(args stage1.RunArgs, podDir string) (*Plan, error) {
-	pp, err := planPod(args, podDir)
+// (nspawnPlan). Warnings (an isolator this stage1 does not enforce, an
+// nspawn older than the image's systemd) go to warn.
+func Prepare(args stage1.RunArgs, podDir string, warn io.Writer) (*Plan, error) {
+	pp, err := planPod(args, podDir, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +87,7 @@ func nspawnPlan(args stage1.RunArgs, pp *podPlan) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("systemd-nspawn not found (install systemd-container): %w", err)
 	}
-	if err := checkNspawn(nspawn, pp.podDir, args.PrivateUsers != "", os.Stderr); err != nil {
+	if err := checkNspawn(nspawn, pp.podDir, args.PrivateUsers != "", pp.warn); err != nil {
 		return nil, err
 	}
 	shift, err := uidShift(args.PrivateUsers)

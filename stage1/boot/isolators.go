@@ -2,6 +2,7 @@ package boot
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +35,9 @@ type appLimits struct {
 func AppCgroupPath(app string) string { return "system.slice/" + app + ".service" }
 
 // confine resolves a's isolators into cfg and returns its limits; it
-// warns about isolators it does not enforce (appc: never silently).
-func (a *app) confine(args stage1.RunArgs, cfg *stage2.App, keys []string) (isolators.Limits, error) {
+// warns on warn about isolators it does not enforce (appc: never
+// silently).
+func (a *app) confine(args stage1.RunArgs, cfg *stage2.App, keys []string, warn io.Writer) (isolators.Limits, error) {
 	var image, own types.Isolators
 	if a.image.App != nil {
 		image = a.image.App.Isolators
@@ -52,7 +54,7 @@ func (a *app) confine(args stage1.RunArgs, cfg *stage2.App, keys []string) (isol
 		return isolators.Limits{}, fmt.Errorf("app %s: isolators: %w", a.name, err)
 	}
 	for _, u := range res.Unknown {
-		fmt.Fprintf(os.Stderr, "stage1: app %s: isolator %s is not enforced by this stage1\n", a.name, u)
+		fmt.Fprintf(warn, "stage1: app %s: isolator %s is not enforced by this stage1\n", a.name, u)
 	}
 	c := res.Confinement
 	cfg.Confinement = &c
@@ -88,11 +90,12 @@ func appsLimits(as []appLimits) []isolators.Limits {
 	return out
 }
 
-// podLimits warns about pod isolators that are not resource limits.
-func podLimits(pm *schema.PodManifest) isolators.Limits {
+// podLimits warns on warn about pod isolators that are not resource
+// limits.
+func podLimits(pm *schema.PodManifest, warn io.Writer) isolators.Limits {
 	l, unknown := isolators.PodLimits(pm.Isolators)
 	for _, u := range unknown {
-		fmt.Fprintf(os.Stderr, "stage1: pod isolator %s is not enforced by this stage1\n", u)
+		fmt.Fprintf(warn, "stage1: pod isolator %s is not enforced by this stage1\n", u)
 	}
 	return l
 }

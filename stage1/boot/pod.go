@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,11 +34,12 @@ type podPlan struct {
 	apps                     []appLimits
 	podLimits                isolators.Limits
 	host                     hostLayout
+	warn                     io.Writer
 }
 
 // planPod reads the pod manifest of podDir and writes the pod's machine,
-// network and apps into its stage1 rootfs.
-func planPod(args stage1.RunArgs, podDir string) (*podPlan, error) {
+// network and apps into its stage1 rootfs. Warnings go to warn.
+func planPod(args stage1.RunArgs, podDir string, warn io.Writer) (*podPlan, error) {
 	podDir, err := filepath.Abs(podDir)
 	if err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func planPod(args stage1.RunArgs, podDir string) (*podPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	pp := &podPlan{podDir: podDir, rootfs: pod.Stage1RootfsPath(podDir), hostname: args.Hostname}
+	pp := &podPlan{podDir: podDir, rootfs: pod.Stage1RootfsPath(podDir), hostname: args.Hostname, warn: warn}
 	if pp.hostname == "" {
 		pp.hostname = machined.MachineName(args.UUID)
 	}
@@ -124,7 +126,7 @@ func (pp *podPlan) writeApps(args stage1.RunArgs, pm *schema.PodManifest, apps [
 		if err != nil {
 			return err
 		}
-		l, err := a.confine(args, cfg, keys)
+		l, err := a.confine(args, cfg, keys, pp.warn)
 		if err != nil {
 			return err
 		}
@@ -147,7 +149,7 @@ func (pp *podPlan) writeApps(args stage1.RunArgs, pm *schema.PodManifest, apps [
 		}
 		pu.Apps = append(pu.Apps, u)
 	}
-	pp.podLimits = podLimits(pm)
+	pp.podLimits = podLimits(pm, pp.warn)
 	if err := pp.host.checkV2(union(append(appsLimits(pp.apps), pp.podLimits)...), ""); err != nil {
 		return err
 	}

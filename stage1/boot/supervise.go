@@ -47,11 +47,13 @@ const heldLines = 200
 //     is returned so that the caller dies of it too.
 //
 // The child dies with this process (SIGKILL as parent-death signal), as
-// nspawn did when it was rkt's process. Errors are reported here, on
-// stderr; the returned code is the run entrypoint's status.
-func Supervise(podDir string, debug bool) (code int, sig syscall.Signal) {
+// nspawn did when it was rkt's process. Errors, and the child's stderr as
+// filtered above, go to stderr; the child has this process's stdin and
+// stdout, the pod's console. The returned code is the run entrypoint's
+// status.
+func Supervise(podDir string, debug bool, stderr io.Writer) (code int, sig syscall.Signal) {
 	fail := func(err error) (int, syscall.Signal) {
-		fmt.Fprint(os.Stderr, stage1.FailureLine(os.Getenv, err.Error()))
+		fmt.Fprint(stderr, stage1.FailureLine(os.Getenv, err.Error()))
 		return stage1.ExitFailure, 0
 	}
 	rootfs := pod.Stage1RootfsPath(podDir)
@@ -93,7 +95,7 @@ func Supervise(podDir string, debug bool) (code int, sig syscall.Signal) {
 		// The lock is nspawn's now: the pod is running while it lives.
 		syscall.Close(lockFD)
 	}
-	f := &stderrFilter{out: os.Stderr, started: started, done: make(chan struct{})}
+	f := &stderrFilter{out: stderr, started: started, done: make(chan struct{})}
 	go f.copy(r)
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -101,7 +103,7 @@ func Supervise(podDir string, debug bool) (code int, sig syscall.Signal) {
 		select {
 		case <-sigs:
 			if err := units.RequestStop(rootfs); err != nil {
-				fmt.Fprintf(os.Stderr, "stage1: %v\n", err)
+				fmt.Fprintf(stderr, "stage1: %v\n", err)
 			}
 		case <-waited:
 			ended = true

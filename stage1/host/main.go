@@ -89,7 +89,7 @@ func supervise(args []string) {
 		fmt.Fprint(os.Stderr, stage1.FailureLine(os.Getenv, "pod directory: "+err.Error()))
 		os.Exit(exitStage1)
 	}
-	code, sig := boot.Supervise(podDir, debug)
+	code, sig := boot.Supervise(podDir, debug, os.Stderr)
 	if sig != 0 {
 		signal.Reset(sig)
 		_ = syscall.Kill(os.Getpid(), sig)
@@ -105,7 +105,7 @@ func run(args []string) (int, error) {
 	if os.Getenv(stage1.EnvDebug) == "1" {
 		ra.Debug = true
 	}
-	plan, err := boot.Prepare(ra, ".")
+	plan, err := boot.Prepare(ra, ".", os.Stderr)
 	if err != nil {
 		return exitStage1, err
 	}
@@ -136,7 +136,7 @@ func stop(args []string) (int, error) {
 	if err != nil {
 		return exitStage1, err
 	}
-	if err := teardown.Stop(".", sa.Force); err != nil {
+	if err := teardown.Stop(".", sa.Force, os.Stderr); err != nil {
 		return exitStage1, err
 	}
 	return 0, nil

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,7 +40,9 @@ var ErrNotRunning = errors.New("pod is not running")
 // Force: every process of the pod killed at once through its cgroups
 // (cgroup.kill), and nspawn, whose death takes the pod's PID namespace
 // with it, where the kernel lacks cgroup.kill.
-func Stop(podDir string, force bool) error {
+//
+// A graceful stop that times out is said on warn before the kill.
+func Stop(podDir string, force bool, warn io.Writer) error {
 	nspawn, err := waitNspawn(podDir)
 	if err != nil {
 		return err
@@ -51,7 +54,7 @@ func Stop(podDir string, force bool) error {
 		}
 		// Like systemd's TimeoutStopSec: a pod that does not halt is
 		// killed rather than left running behind a failed stop.
-		fmt.Fprintf(os.Stderr, "stop: %v: killing it\n", err)
+		fmt.Fprintf(warn, "stop: %v: killing it\n", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(podDir, cgroups.ListFile)); err == nil {
 		for _, d := range strings.Fields(string(b)) {

@@ -2,6 +2,7 @@ package teardown
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,7 @@ func TestChildFindsTheOnlyChild(t *testing.T) {
 }
 
 func TestStopWithoutPPIDIsNotRunning(t *testing.T) {
-	if err := Stop(t.TempDir(), false); !errors.Is(err, ErrNotRunning) {
+	if err := Stop(t.TempDir(), false, io.Discard); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("Stop: %v, want ErrNotRunning", err)
 	}
 }
