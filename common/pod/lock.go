@@ -35,19 +35,9 @@ func (p *Pod) flock(how int, mode lockMode, what string) error {
 	return nil
 }
 
-// ExclusiveLock waits for and takes the exclusive lock.
-func (p *Pod) ExclusiveLock() error {
-	return p.flock(unix.LOCK_EX, exclusiveLock, "locking")
-}
-
 // TryExclusiveLock takes the exclusive lock, or fails with ErrLocked.
 func (p *Pod) TryExclusiveLock() error {
 	return p.flock(unix.LOCK_EX|unix.LOCK_NB, exclusiveLock, "locking")
-}
-
-// SharedLock waits for and takes a shared lock.
-func (p *Pod) SharedLock() error {
-	return p.flock(unix.LOCK_SH, sharedLock, "locking")
 }
 
 // TrySharedLock takes a shared lock, or fails with ErrLocked when another

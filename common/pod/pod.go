@@ -177,9 +177,6 @@ func (p *Pod) Path() string {
 	return p.path
 }
 
-// DataDir is the rkt data directory the pod belongs to.
-func (p *Pod) DataDir() string { return p.dataDir }
-
 // State is the pod's state as of the last state change or Refresh.
 func (p *Pod) State() State { return p.state }
 
