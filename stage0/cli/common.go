@@ -64,17 +64,11 @@ func (g *globals) resolver(st *store.Store, policy string) (*images.Resolver, er
 		return nil, usageError{err}
 	}
 	r := &images.Resolver{Store: st, InsecureImage: g.insecure.Image, Policy: pp, NoRender: g.fetchOnly}
-	for _, hook := range resolverHooks {
-		if err := hook(g, r); err != nil {
-			return nil, err
-		}
+	if err := useNetworkFetcher(g, r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
-
-// resolverHooks plug verification and remote fetching into resolvers
-// (trust.go / fetch support register themselves here).
-var resolverHooks []func(*globals, *images.Resolver) error
 
 // stage1ImagesDirs are where --stage1-from-dir and the default stage1 are
 // looked up, in order.

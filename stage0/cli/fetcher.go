@@ -10,10 +10,6 @@ import (
 	"github.com/rktng/rkt/stage0/images"
 )
 
-func init() {
-	resolverHooks = append(resolverHooks, useNetworkFetcher)
-}
-
 // keystore is rkt's trust store in the system and local config dirs.
 func (g *globals) keystore() *trust.Keystore {
 	return trust.New(g.SystemConfig, g.LocalConfig)

@@ -54,7 +54,9 @@ type Resolver struct {
 	Store *store.Store
 	// InsecureImage accepts images without a verified signature.
 	InsecureImage bool
-	// Remote handles everything that is not a file or already stored.
+	// Remote handles everything that is not a file or already stored;
+	// without one (the stage1 flags that name a path or a hash) the
+	// resolver fetches nothing.
 	Remote Fetcher
 	Policy PullPolicy
 	// NoRender: see store.ImportOptions.
@@ -95,7 +97,7 @@ func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 		}
 	}
 	if r.Remote == nil {
-		return "", fmt.Errorf("image %q: fetching from the network is not supported by this build", arg)
+		return "", fmt.Errorf("image %q: only a local file or an image in the store is accepted here", arg)
 	}
 	return r.Remote.FetchImage(arg, sigPath)
 }
