@@ -131,33 +131,33 @@ func requireRoot(t *testing.T) {
 	asroot.Require(t, "mounts")
 }
 
-// inPrivateNamespace runs the test on a thread with its own mount namespace,
-// so that a failing test cannot leave mounts on the host.
-func inPrivateNamespace(t *testing.T) bool {
+// inPrivateNamespace runs body on a thread with its own mount namespace,
+// so that a failing test cannot leave mounts on the host, and waits for it.
+func inPrivateNamespace(t *testing.T, body func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		t.Errorf("unshare: %v", err)
-		return false
-	}
-	if err := Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		t.Error(err)
-		return false
-	}
-	// The thread is never unlocked: the runtime discards it when the
-	// goroutine ends, together with its namespace.
-	return true
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		// The thread is never unlocked: the runtime discards it when
+		// the goroutine ends, together with its namespace.
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			t.Errorf("unshare: %v", err)
+			return
+		}
+		if err := Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			t.Error(err)
+			return
+		}
+		body()
+	}()
+	<-done
 }
 
 func TestUnmountUnder(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if !inPrivateNamespace(t) {
-			return
-		}
+	inPrivateNamespace(t, func() {
 		pod := filepath.Join(dir, "pod dir")
 		src := filepath.Join(dir, "src")
 		for _, d := range []string{pod, src, filepath.Join(src, "x")} {
@@ -211,8 +211,7 @@ func TestUnmountUnder(t *testing.T) {
 		if err := UnmountUnder(filepath.Join(dir, "missing")); err != nil {
 			t.Errorf("UnmountUnder(missing): %v", err)
 		}
-	}()
-	<-done
+	})
 }
 
 func TestMountErrorFromSyscall(t *testing.T) {
@@ -253,12 +252,7 @@ func TestUnescapeCases(t *testing.T) {
 func TestUnmountUnderEach(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if !inPrivateNamespace(t) {
-			return
-		}
+	inPrivateNamespace(t, func() {
 		src := filepath.Join(dir, "src")
 		keep := filepath.Join(dir, "pods", "keep")
 		var pods []string
@@ -302,6 +296,5 @@ func TestUnmountUnderEach(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(src, "x")); err != nil {
 			t.Errorf("bind source damaged: %v", err)
 		}
-	}()
-	<-done
+	})
 }
