@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rktng/rkt/tests/testutil/asroot"
 )
 
 // TestProbeOverlay: the probe mounts (volatile where the kernel has it)
@@ -14,9 +16,7 @@ import (
 // on a thread of its own in a private mount namespace, so nothing it
 // mounts is seen outside.
 func TestProbeOverlay(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("requires root: mounts an overlay")
-	}
+	asroot.Require(t, "mounts an overlay")
 	podDir, lower := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(lower, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
