@@ -46,12 +46,13 @@ type Stage1 struct {
 	Caps stage1test.Caps
 }
 
-// EnvStage1Caps overrides the capabilities of a stage1 given by path
-// (stage1test.ParseCaps's form: "app-status,multi-app,enter,...").
+// EnvStage1Caps overrides the capabilities of the stage1 under test, for
+// one given by path that is neither of ours (stage1test.ParseCaps's form:
+// "app-status,multi-app,enter,...").
 const EnvStage1Caps = "RKT_STAGE1_CAPS"
 
-// flavorStage1 is the Stage1 of an image given by path: the capabilities
-// of its flavor unless RKT_STAGE1_CAPS says otherwise.
+// flavorStage1 is the Stage1 of an image of flavor: the capabilities of
+// the flavor unless RKT_STAGE1_CAPS says otherwise.
 func flavorStage1(flavor, aci string) (Stage1, error) {
 	if flavor == "" {
 		flavor = "host"
