@@ -130,9 +130,13 @@ func (p *Plan) placeSystemd(podDir, uuid string) error {
 		// cgroup (and itself into supervisor/), then enables the
 		// controllers for payload: only possible once no process is
 		// left in the unit's own cgroup (cgroup v2's no-internal-process
-		// rule), so the stage1's supervisor goes to supervisor/ first.
+		// rule), so the stage1's supervisor goes to supervisor/ first
+		// when the pod has limits. Without limits it stays, so that the
+		// unit's cgroup keeps no controllers enabled: systemd before
+		// 254 starts ExecStop=/ExecStopPost= there, and fails them
+		// (219/CGROUP) once it has (rkt's documented units use both).
 		rel = filepath.Join(u.Path, "payload")
-		if Supervised() {
+		if Supervised() && !p.allLimits().Zero() {
 			sup := filepath.Join(cgroups.UnitCgroup(u), "supervisor")
 			if err := os.Mkdir(sup, 0o755); err != nil && !os.IsExist(err) {
 				return fmt.Errorf("creating cgroup %s: %w", sup, err)
