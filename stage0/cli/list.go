@@ -76,7 +76,7 @@ func printList(w io.Writer, infos []podJSON, f listFlags) error {
 		if !f.Full {
 			uuid = uuid[:8]
 		}
-		nets, state := netsString(j.Networks), j.State
+		nets, state := netsString(j.Networks), j.textState
 		created, started := humanTime(j.created, f.Full), humanTime(j.started, f.Full)
 		if len(j.Apps) == 0 {
 			if f.Full {

@@ -25,6 +25,9 @@ type podJSON struct {
 	UserLabels      map[string]string `json:"user_labels,omitempty"`
 
 	// Text output needs these; they are not part of rkt's JSON.
+	// textState is rkt's full state name ("exited garbage"), which
+	// JSON maps to what clients match on (pod.State.JSONName).
+	textState string
 	pid       int
 	exited    bool
 	created   time.Time
@@ -67,7 +70,7 @@ type mountJSON struct {
 // which only status prints, is looked up when withPID is set: list does
 // not wait for a starting pod's pid.
 func describePod(p *pod.Pod, withPID bool) podJSON {
-	j := podJSON{Name: p.UUID.String(), State: p.State().JSONName(), imageName: map[string]string{}}
+	j := podJSON{Name: p.UUID.String(), State: p.State().JSONName(), textState: p.State().String(), imageName: map[string]string{}}
 	j.created = p.CreatedAt()
 	if !j.created.IsZero() {
 		s := j.created.Unix()

@@ -117,7 +117,7 @@ func runStatus(g *globals, f statusFlags, arg string) error {
 // nothing more (a prepared pod has only state= and created=), and the
 // apps' exit codes once the pod has exited.
 func printStatusText(w io.Writer, st pod.State, j podJSON) error {
-	fmt.Fprintf(w, "state=%s\n", j.State)
+	fmt.Fprintf(w, "state=%s\n", j.textState)
 	fmt.Fprintf(w, "created=%s\n", humanTime(j.created, true))
 	if !j.started.IsZero() {
 		fmt.Fprintf(w, "started=%s\n", humanTime(j.started, true))
