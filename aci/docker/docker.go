@@ -8,7 +8,9 @@
 // Resolve reads only the manifest (and, for a multi-platform image, the
 // index), so a caller can tell from the manifest digest that an image is
 // already converted before any layer is downloaded. Image.WriteACI then
-// downloads the layers, each checked against its digest, and writes the ACI.
+// downloads the layers, each checked against its digest, and writes the ACI;
+// with a LayerCache it keeps them by digest and takes from it the layers an
+// earlier conversion brought (a shared base image is downloaded once).
 package docker
 
 import (
