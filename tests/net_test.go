@@ -445,7 +445,7 @@ func TestNetGCAndKill(t *testing.T) {
 		// Other pods on the host share the subnet: an IP released here
 		// may be another's already.
 		for _, ip := range ips {
-			if !reservedByOther(ip, keys) {
+			if !podnettest.ReservedByOther(ip, keys) {
 				keys = append(keys, ip)
 			}
 		}
@@ -518,22 +518,6 @@ func TestNetGCAndKill(t *testing.T) {
 	if ms := testutil.MountsUnder(c.Dir); len(ms) > 0 {
 		t.Errorf("mounts left after gc: %q", ms)
 	}
-}
-
-// reservedByOther tells whether host-local has reserved ip (followed by a
-// space) for a container not among ids.
-func reservedByOther(ip string, ids []string) bool {
-	b, err := os.ReadFile(filepath.Join("/var/lib/cni/networks/default", strings.TrimSpace(ip)))
-	if err != nil {
-		return false
-	}
-	id, _, _ := strings.Cut(string(b), "\n")
-	for _, k := range ids {
-		if strings.TrimSpace(id) == k {
-			return false
-		}
-	}
-	return true
 }
 
 // hostLinks are the host-side links of the pods' attachments, from

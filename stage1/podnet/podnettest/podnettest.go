@@ -4,7 +4,9 @@ package podnettest
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -37,4 +39,23 @@ func HostTraces(keys []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ReservedByOther tells whether host-local has reserved ip (perhaps
+// followed by a space, as HostTraces keys are) on the default network for
+// a container not among ids. Pods of other tests share that subnet: an
+// address a test's pod released may be another pod's already, and its
+// route and reservation then are not the test's leftovers.
+func ReservedByOther(ip string, ids []string) bool {
+	b, err := os.ReadFile(filepath.Join("/var/lib/cni/networks/default", strings.TrimSpace(ip)))
+	if err != nil {
+		return false
+	}
+	id, _, _ := strings.Cut(string(b), "\n")
+	for _, k := range ids {
+		if strings.TrimSpace(id) == k {
+			return false
+		}
+	}
+	return true
 }
