@@ -36,9 +36,10 @@ const (
 var ErrNspawnTooOld = errors.New("systemd-nspawn too old")
 
 // checkNspawn applies the rule above to the nspawn at path, for the pod in
-// podDir, writing a warning to warn when one is due.
+// podDir, writing a warning to warn when one is due. The nspawn's version
+// is remembered in rkt's data dir (nspawncache.go).
 func checkNspawn(path, podDir string, privateUsers bool, warn io.Writer) error {
-	host, err := nspawnVersion(path)
+	host, err := cachedNspawnVersion(path, nspawnCacheDir(podDir))
 	if err != nil {
 		return err
 	}
