@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -110,4 +111,105 @@ func TestRktletCommandLines(t *testing.T) {
 	c.WaitState(uuid, "exited", 10*time.Second)
 	c.ExpectOK(c.Rkt("rm", uuid))
 	c.ExpectOK(c.Rkt("image", "rm", id))
+}
+
+// TestSystemdDocumentedUnit runs a pod from a unit file written as rkt's
+// documentation taught (using-rkt-with-systemd.md): ExecStartPre= removes
+// the last run's pod, ExecStart= runs with --net=host and saves the UUID,
+// ExecStop= stops by that file, ExecStopPost= is `rkt gc --mark-only`.
+// Every command succeeds, over a restart too, and the pods end as garbage
+// that gc then removes.
+func TestSystemdDocumentedUnit(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	requireSystemdHost(c)
+	unit := fmt.Sprintf("rkt-compat-%d.service", os.Getpid())
+	uuidFile := c.Path("unit.uuid")
+	rkt := strings.Join([]string{c.A.Rkt, "--dir=" + c.Dir, "--local-config=" + c.LocalConfig,
+		"--system-config=" + c.SystemConfig, "--user-config=" + c.UserConfig}, " ")
+	aci := c.InspectACI("--on-sigterm=0", "--print-msg=unit-ready", "--sleep=300s")
+	// "-" on the first line as in rkt's documentation: on the first
+	// start there is no file yet; on the restart it names the last pod.
+	unitFile(t, unit, "[Unit]\nDescription=rkt compat\n\n[Service]\nSlice=machine.slice\n"+
+		"ExecStartPre=-"+rkt+" rm --uuid-file="+uuidFile+"\n"+
+		"ExecStart="+rkt+" "+testutil.Insecure+" run --stage1-path="+c.Stage1().ACI+" --net=host --uuid-file-save="+uuidFile+" "+aci+"\n"+
+		"ExecStop="+rkt+" stop --uuid-file="+uuidFile+"\n"+
+		"ExecStopPost="+rkt+" gc --mark-only\n"+
+		"KillMode=mixed\nTimeoutStopSec=120\n")
+	var uuids []string
+	for i, verb := range []string{"start", "restart"} {
+		if out, err := sh(t, "systemctl", verb, unit); err != nil {
+			t.Fatalf("systemctl %s %s: %v\n%s\n%s", verb, unit, err, out, unitJournal(t, unit))
+		}
+		sdWaitFor(t, "the app's unit-ready in the unit's journal", 90*time.Second, func() bool {
+			return strings.Count(unitJournal(t, unit), "unit-ready") > i
+		})
+		b, err := os.ReadFile(uuidFile)
+		if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+			t.Fatalf("--uuid-file-save: %q, %v", b, err)
+		}
+		uuids = append(uuids, strings.TrimSpace(string(b)))
+		if i == 1 {
+			if uuids[0] == uuids[1] {
+				t.Errorf("restart ran the same pod %s", uuids[0])
+			}
+			if c.FindPod(uuids[0]) != nil {
+				t.Errorf("ExecStartPre=rkt rm did not remove the first run's pod %s", uuids[0])
+			}
+		}
+	}
+	if out, err := sh(t, "systemctl", "stop", unit); err != nil {
+		t.Fatalf("systemctl stop %s: %v\n%s", unit, err, out)
+	}
+	for _, p := range []string{"ExecStop", "ExecStopPost", "ExecStartPre"} {
+		if out, _ := sh(t, "systemctl", "show", unit, "-p", p, "--value"); !strings.Contains(out, "status=0/0") {
+			t.Errorf("%s of %s did not exit 0: %s\n%s", p, unit, out, unitJournal(t, unit))
+		}
+	}
+	if res, _ := sh(t, "systemctl", "show", unit, "-p", "Result", "--value"); res != "success" {
+		t.Errorf("%s after systemctl stop: Result=%s, want success\n%s", unit, res, unitJournal(t, unit))
+	}
+	if r := c.Rkt("status", uuids[1]); !strings.Contains(r.Stdout, "state=exited garbage\n") {
+		t.Errorf("after ExecStopPost=rkt gc --mark-only: want the pod's state=exited garbage: %v", r)
+	}
+	c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
+	if c.FindPod(uuids[1]) != nil {
+		t.Errorf("gc left the pod %s", uuids[1])
+	}
+}
+
+// TestSystemdPrivateUsers runs a --private-users pod as a system service's
+// main process (ExecStart=rkt run, where stage1-host keeps the pod in the
+// unit's cgroup) and from a scope: the app is root in its own user
+// namespace both ways, the pod's systemd owning its part of the cgroup.
+func TestSystemdPrivateUsers(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	requireSystemdHost(c)
+	aci := c.InspectACI("--print-user", "--print-ns=user", "--print-msg=pu-done")
+	host, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range [][]string{
+		{"--wait", "--pipe", "-p", "Delegate=yes", fmt.Sprintf("--unit=rkt-pu-%d", os.Getpid())},
+		{"--scope", fmt.Sprintf("--unit=rkt-pu-scope-%d", os.Getpid())},
+	} {
+		args := append(how, strings.Fields(rktExec(c, "--private-users", "--net=host", aci))...)
+		out, err := sh(t, "systemd-run", args...)
+		if err != nil {
+			t.Errorf("systemd-run %s: %v\n%s", how[0], err, out)
+			continue
+		}
+		ns := ""
+		for _, l := range strings.Split(out, "\n") {
+			if _, v, ok := strings.Cut(l, "ns-user="); ok {
+				ns = v
+			}
+		}
+		if !strings.Contains(out, "uid=0 euid=0") || ns == "" || ns == host {
+			t.Errorf("systemd-run %s: want uid 0 in a user namespace of the pod's own (the host's is %s):\n%s", how[0], host, out)
+		}
+	}
+	c.ExpectOK(c.Rkt("gc", "--grace-period=0s"))
 }
