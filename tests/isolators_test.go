@@ -388,8 +388,10 @@ func TestIsolatorsThrottled(t *testing.T) {
 		t.Errorf("cpu.stat of %s: %v of CPU a period under a 20 ms quota but never throttled\n%v", dir, perPeriod, stat)
 	}
 	// The loop stops at 400 ms of CPU; allow for start-up and one
-	// period's overrun, but not for an unenforced quota.
-	if used > 700*time.Millisecond {
+	// period's overrun, but not for an unenforced quota. On cgroup v2 the
+	// unit's cgroup also counts the stage2 helper's start (seconds under
+	// qemu): there the bound over the periods above is the check.
+	if !isoPureV2() && used > 700*time.Millisecond {
 		t.Errorf("the busy loop used %v of CPU under --cpu=200m, asked to stop at 400 ms", used)
 	}
 	c.ExpectOK(c.Rkt("stop", uuid))
