@@ -24,7 +24,8 @@ var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty", "con
 // shared by the pod's apps, /dev/log) and, for an app that speaks sd_notify,
 // the manager's notification socket; then makes the rootfs read-only if
 // asked. Volumes are already there: the stage1 bound them. It runs in the
-// pod's mount namespace, as root, before EnterRoot; it is part of the app's
+// app's own mount namespace (a slave of the pod's, which the app's unit
+// makes), as root, before EnterRoot; it is part of the app's
 // start rather than a unit of its own because every process on the way to
 // the app's first instruction costs the pod's start time.
 func (a *App) Prepare() error {

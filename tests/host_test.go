@@ -103,6 +103,9 @@ func TestHostEnterJournalStop(t *testing.T) {
 
 	if _, err := os.Stat("/bin/busybox"); err == nil {
 		c.Expect(c.Rkt("enter", uuid, "/bin/sh", "-c", "exit 3"), 3)
+		// The app's /proc and /dev are in its own mount namespace,
+		// which enter joins.
+		c.ExpectOK(c.Rkt("enter", uuid, "/bin/sh", "-c", "test -e /proc/self/status && test -c /dev/null"))
 	} else {
 		c.Expect(c.Rkt("enter", uuid, "/inspect", "--exit-now=3"), 3)
 	}

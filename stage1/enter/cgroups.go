@@ -21,11 +21,14 @@ import (
 // In a v1 hierarchy without the app's cgroup it joins podPID's, where the
 // app is; a cgroup2 one without it is skipped. A pod without a cgroups
 // file (an older stage1) is not entered unconfined silently but refused.
-func joinAppCgroups(app string, podPID int) error {
+// It returns a process of the app's unit found there (0 if none), whose
+// mount namespace is the app's.
+func joinAppCgroups(app string, podPID int) (int, error) {
 	b, err := os.ReadFile(cgroups.ListFile) // in the pod directory, the working directory
 	if err != nil {
-		return fmt.Errorf("reading the pod's cgroups: %w", err)
+		return 0, fmt.Errorf("reading the pod's cgroups: %w", err)
 	}
+	appPID := 0
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	unit := app + ".service"
 	joined := 0
@@ -41,6 +44,9 @@ func joinAppCgroups(app string, podPID int) error {
 			}
 			return nil
 		})
+		if target != "" && appPID == 0 {
+			appPID = firstProc(target)
+		}
 		if target == "" {
 			if isV2(dir) {
 				continue
@@ -57,14 +63,31 @@ func joinAppCgroups(app string, podPID int) error {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // the app's unit ended meanwhile
 			}
-			return fmt.Errorf("joining cgroup %s: %w", target, err)
+			return 0, fmt.Errorf("joining cgroup %s: %w", target, err)
 		}
 		joined++
 	}
 	if joined == 0 {
-		return fmt.Errorf("app %s has no cgroup in the pod", app)
+		return 0, fmt.Errorf("app %s has no cgroup in the pod", app)
 	}
-	return nil
+	return appPID, nil
+}
+
+// firstProc is the first process listed in cgroup dir that is not in the
+// caller's mount namespace (another rkt enter on its way in is), 0 if none.
+func firstProc(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return 0
+	}
+	for _, f := range strings.Fields(string(b)) {
+		n, err := strconv.Atoi(f)
+		if err != nil || same(fmt.Sprintf("/proc/%d/ns/mnt", n), "/proc/self/ns/mnt") {
+			continue
+		}
+		return n
+	}
+	return 0
 }
 
 // isV2 is whether dir is in a cgroup2 hierarchy, where only leaves hold

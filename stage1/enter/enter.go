@@ -1,5 +1,7 @@
 // Package enter is the enter entrypoint of the stage1-host: it joins the
-// namespaces of the pod's PID 1 and runs the stage2 helper there, which
+// namespaces of the pod's PID 1 (the mount namespace of the app's own
+// processes, where its /proc and /dev are) and runs the stage2 helper
+// there, which
 // takes the app's root, credentials and environment before exec'ing the
 // command.
 package enter
@@ -43,7 +45,8 @@ func Run(args stage1.EnterArgs) (int, error) {
 	// context: the goroutine stays on one thread, which unshares it and
 	// is not given back to the runtime.
 	runtime.LockOSThread()
-	if err := joinAppCgroups(args.AppName, args.PID); err != nil {
+	appPID, err := joinAppCgroups(args.AppName, args.PID)
+	if err != nil {
 		return 0, fmt.Errorf("enter: %w", err)
 	}
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -58,6 +61,13 @@ func Run(args stage1.EnterArgs) (int, error) {
 	self := func(ns string) string { return "/proc/self/ns/" + ns }
 	for _, ns := range namespaces {
 		p := fmt.Sprintf("/proc/%d/ns/%s", args.PID, ns.name)
+		if ns.name == "mnt" && appPID > 0 {
+			// The app's mounts (its /proc, /dev...) are in its own
+			// mount namespace (stage1/units), a slave of the pod's.
+			if q := fmt.Sprintf("/proc/%d/ns/mnt", appPID); exists(q) {
+				p = q
+			}
+		}
 		if same(p, self(ns.name)) {
 			fds = append(fds, -1)
 			continue
@@ -80,7 +90,7 @@ func Run(args stage1.EnterArgs) (int, error) {
 			return 0, fmt.Errorf("enter: joining %s namespace of pid %d: %w", ns.name, args.PID, err)
 		}
 	}
-	// Now in the pod's mount namespace, whose root is the stage1 rootfs.
+	// Now in the app's mount namespace, whose root is the stage1 rootfs.
 	cmd := exec.Command(units.Stage2Bin, append([]string{"enter", args.AppName, "--"}, args.Cmd...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// The app's environment comes from its config; only the terminal
@@ -100,6 +110,11 @@ func Run(args stage1.EnterArgs) (int, error) {
 		return 0, fmt.Errorf("enter: running %s in pid %d's namespaces: %w", units.Stage2Bin, args.PID, err)
 	}
 	return 0, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func same(a, b string) bool {

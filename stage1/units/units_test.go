@@ -23,6 +23,7 @@ func TestRender(t *testing.T) {
 		"ExecStart=" + Stage2Bin + " run web\n",
 		"ExecStopPost=" + Stage2Bin + " reaper web\nExecStopPost=-" + Stage2Bin + " post-stop web\n",
 		"Conflicts=shutdown.target\n",
+		"PrivateMounts=yes\n",
 		"StandardOutput=journal+console\n",
 		"SyslogIdentifier=web\n",
 	} {

@@ -47,9 +47,13 @@ func run(args []string) int {
 	}
 	app, err := stage2.Load(stage2.ConfigPath(name))
 	if err == nil && verb == "run" {
-		if err = app.JoinCgroups(); err == nil {
-			err = app.Prepare()
-		}
+		err = app.JoinCgroups()
+	}
+	// Each command of the app's unit has a mount namespace of its own
+	// (PrivateMounts=, stage1/units): the post-stop handlers see the
+	// app's /proc and /dev only when they are mounted again.
+	if err == nil && (verb == "run" || verb == "post-stop") {
+		err = app.Prepare()
 	}
 	if err == nil {
 		err = app.EnterRoot()
