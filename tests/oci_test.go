@@ -1,9 +1,6 @@
 package tests
 
 import (
-	"archive/tar"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/rktng/rkt/aci/acibuild"
 	"github.com/rktng/rkt/aci/fetch/fetchtest"
 	"github.com/rktng/rkt/tests/testutil"
 )
@@ -75,44 +73,10 @@ func TestOCIArchiveImages(t *testing.T) {
 	})
 }
 
-// writeTarOf writes dir's files as a tarball.
+// writeTarOf writes dir's files to dst as a tarball, as podman's oci-archive does.
 func writeTarOf(t *testing.T, dir, dst string) {
 	t.Helper()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	tw := tar.NewWriter(out)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		h, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return err
-		}
-		h.Name = filepath.ToSlash(rel)
-		if err := tw.WriteHeader(h); err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err != nil {
+	if err := acibuild.TarDir(dst, dir); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,10 +1,8 @@
 package fetch
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/rktng/rkt/aci/acibuild"
 	"github.com/rktng/rkt/aci/fetch/fetchtest"
 	"github.com/rktng/rkt/aci/trust"
 )
@@ -260,44 +259,10 @@ func damageLayer(t testing.TB, dir string) {
 	os.WriteFile(big, tampered(b), 0o644)
 }
 
-// tarDir writes dir's files as a tarball, as podman's oci-archive does.
+// tarDir writes dir's files to dst as a tarball, as podman's oci-archive does.
 func tarDir(t testing.TB, dir, dst string) {
 	t.Helper()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	tw := tar.NewWriter(out)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fi, _ := d.Info()
-		h, _ := tar.FileInfoHeader(fi, "")
-		h.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			h.Name += "/"
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.Copy(tw, f)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
+	if err := acibuild.TarDir(dst, dir); err != nil {
 		t.Fatal(err)
 	}
 }
