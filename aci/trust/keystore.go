@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -154,7 +156,7 @@ func (ks *Keystore) Keyring(name types.ACIdentifier) (*Keyring, error) {
 		}
 	}
 	kr := &Keyring{Name: name.String()}
-	for _, fp := range sortedKeys(byFP) {
+	for _, fp := range slices.Sorted(maps.Keys(byFP)) {
 		kr.Keys = append(kr.Keys, byFP[fp])
 	}
 	return kr, nil
@@ -305,15 +307,6 @@ func Identities(e *openpgp.Entity) []string {
 	}
 	sort.Strings(ids)
 	return ids
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // writeKey stores an armored public key as dir/<fingerprint>, atomically,

@@ -10,8 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -216,7 +217,7 @@ type stage1Out struct {
 // stable), then the paths and the stage1 entries.
 func (c *Config) MarshalJSON() ([]byte, error) {
 	stage0 := []any{}
-	for _, host := range sortedKeys(c.AuthPerHost) {
+	for _, host := range slices.Sorted(maps.Keys(c.AuthPerHost)) {
 		a := c.AuthPerHost[host]
 		var creds any
 		switch a.Type {
@@ -231,22 +232,13 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		}
 		stage0 = append(stage0, authOut{header{"v1", kindAuth}, []string{host}, a.Type, creds})
 	}
-	for _, reg := range sortedKeys(c.DockerAuth) {
+	for _, reg := range slices.Sorted(maps.Keys(c.DockerAuth)) {
 		stage0 = append(stage0, dockerAuthOut{header{"v1", kindDockerAuth}, []string{reg}, c.DockerAuth[reg]})
 	}
 	stage0 = append(stage0,
 		pathsOut{header{"v1", kindPaths}, c.Paths.Data, c.Paths.Stage1Images, c.Paths.ImageSizeLimit, c.Paths.RenderedSizeLimit},
 		stage1Out{header{"v1", kindStage1}, c.Stage1.Name, c.Stage1.Version, c.Stage1.Location})
 	return json.Marshal(map[string]any{"stage0": stage0})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // jsonErrorLine turns a JSON decoding error into "line N: reason" when it

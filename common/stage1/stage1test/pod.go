@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,16 +146,16 @@ func (p *Pod) addApp(a App) {
 	}
 
 	app := &types.App{Exec: a.Exec, User: or(a.User, "0"), Group: or(a.Group, "0"), WorkingDirectory: a.WorkDir}
-	for _, k := range sortedKeys(a.Env) {
+	for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 		app.Environment.Set(k, a.Env[k])
 	}
-	for _, ev := range sortedKeys(a.Handlers) {
+	for _, ev := range slices.Sorted(maps.Keys(a.Handlers)) {
 		app.EventHandlers = append(app.EventHandlers, types.EventHandler{Name: ev, Exec: a.Handlers[ev]})
 	}
 	name := "example.com/test-" + a.Name
 	im := &schema.ImageManifest{ACKind: schema.ImageManifestKind, ACVersion: schema.AppContainerVersion,
 		Name: types.ACIdentifier(name), App: app}
-	for _, k := range sortedKeys(a.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(a.Annotations)) {
 		im.Annotations.Set(types.ACIdentifier(k), a.Annotations[k])
 	}
 	p.Images[a.Name] = im
@@ -162,7 +163,7 @@ func (p *Pod) addApp(a App) {
 		Name: types.MustACIdentifier(name), ID: *types.NewHashSHA512([]byte(a.Name))}}
 	copied := *app
 	ra.App = &copied
-	for _, vol := range sortedKeys(a.Mounts) {
+	for _, vol := range slices.Sorted(maps.Keys(a.Mounts)) {
 		ra.Mounts = append(ra.Mounts, schema.Mount{Volume: types.ACName(vol), Path: a.Mounts[vol]})
 	}
 	p.Manifest.Apps = append(p.Manifest.Apps, ra)
@@ -480,15 +481,6 @@ func or(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Buffer is a bytes.Buffer safe for a process writing while a test reads.
