@@ -90,6 +90,9 @@ func ParseRef(s string) (*Ref, error) {
 	if (r.Kind == KindOCIArchive || r.Kind == KindOCIDir) && r.Path == "" {
 		return nil, fmt.Errorf("image %q: no path (oci-archive:PATH[:REF], oci:DIR[:REF]): %w", s, ErrBadReference)
 	}
+	if r.Kind == KindFile && r.Path == "" {
+		return nil, fmt.Errorf("image URL %q: no path (file:///PATH): %w", s, ErrBadReference)
+	}
 	if r.Path != "" {
 		abs, err := filepath.Abs(r.Path)
 		if err != nil {
