@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/appc/spec/schema"
 
@@ -60,42 +59,7 @@ func run(args []string) error {
 	if *owner {
 		opts = append(opts, acibuild.PreserveOwner())
 	}
-	return writeAtomic(out, func(w *bufio.Writer) error {
+	return acibuild.WriteFile(out, func(w *bufio.Writer) error {
 		return acibuild.BuildFromDir(w, &m, *rootfs, opts...)
 	})
-}
-
-// writeAtomic writes path through a temporary file in the same directory and
-// renames it into place once complete and synced.
-func writeAtomic(path string, write func(*bufio.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := write(w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return nil
 }

@@ -129,7 +129,13 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	if fl.NArg() == 2 {
-		return writeACI(fl.Arg(1), m, filepath.Join(image, "rootfs"))
+		out := fl.Arg(1)
+		return acibuild.WriteFile(out, func(w *bufio.Writer) error {
+			if err := acibuild.BuildFromDir(w, m, filepath.Join(image, "rootfs")); err != nil {
+				return fmt.Errorf("packing %s: %w", out, err)
+			}
+			return nil
+		})
 	}
 	return nil
 }
@@ -234,33 +240,4 @@ func moduleRoot() (string, error) {
 		return "", errors.New("not inside the rkt module: give --src")
 	}
 	return filepath.Dir(mod), nil
-}
-
-// writeACI packs rootfs with m into path through a temporary file beside
-// it: path is the complete image or what it was before.
-func writeACI(path string, m *schema.ImageManifest, rootfs string) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := acibuild.BuildFromDir(w, m, rootfs); err != nil {
-		return fmt.Errorf("packing %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
