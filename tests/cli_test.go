@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -379,10 +378,7 @@ func TestAppOutputForm(t *testing.T) {
 func TestDockerLayersAndNames(t *testing.T) {
 	t.Parallel()
 	c := testutil.New(t)
-	reg := fetchtest.NewRegistry()
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	reg, host := startRegistry(t)
 	inspect, err := os.ReadFile(c.A.Inspect)
 	if err != nil {
 		t.Fatal(err)

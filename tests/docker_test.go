@@ -52,6 +52,16 @@ func dockerLayer(t *testing.T, files map[string][]byte, exec ...string) v1.Layer
 	return l
 }
 
+// startRegistry serves go-containerregistry's in-process registry on
+// 127.0.0.1 over plain HTTP for the test's life; host is its host:port.
+func startRegistry(t *testing.T) (reg *fetchtest.Registry, host string) {
+	t.Helper()
+	reg = fetchtest.NewRegistry()
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	return reg, strings.TrimPrefix(srv.URL, "http://")
+}
+
 // TestDockerImages pushes an image to go-containerregistry's in-process
 // registry on 127.0.0.1 (plain HTTP) and fetches and runs it through
 // docker://: plain HTTP needs --insecure-options=http; a digest-pinned
@@ -61,10 +71,7 @@ func dockerLayer(t *testing.T, files map[string][]byte, exec ...string) v1.Layer
 func TestDockerImages(t *testing.T) {
 	t.Parallel()
 	c0 := testutil.New(t)
-	reg := fetchtest.NewRegistry()
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	reg, host := startRegistry(t)
 
 	inspect, err := os.ReadFile(c0.A.Inspect)
 	if err != nil {
