@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"github.com/rktng/rkt/common/mountinfo"
@@ -38,10 +39,24 @@ func (a *App) confineAfter() error {
 // JoinCgroups moves the calling process into the app's cgroups, where the
 // stage1 set its limits; children (the app, handlers) inherit them. It
 // runs in the stage1 root, before EnterRoot.
+//
+// In a v1 hierarchy only this thread moves (its "tasks" file), and the
+// thread stays locked to the goroutine for good: it is the one that forks
+// the handlers and execs the app, and exec leaves no other thread. Moving
+// the whole process (cgroup.procs) takes the kernel's global
+// threadgroup lock for writing, which waits for an RCU grace period
+// (~10 ms here) on the way to every app's start; moving the calling
+// thread alone does not (Linux 6.6+; older kernels take the lock either
+// way).
 func (a *App) JoinCgroups() error {
+	runtime.LockOSThread()
 	for _, d := range a.CgroupDirs {
+		file := "tasks"
+		if _, err := os.Stat(filepath.Join(d, file)); err != nil {
+			file = "cgroup.procs" // cgroup2 has no per-thread file outside threaded subtrees
+		}
 		// "0" is the writer itself, whatever pid namespace it sees.
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte("0"), 0); err != nil {
+		if err := os.WriteFile(filepath.Join(d, file), []byte("0"), 0); err != nil {
 			return a.fail(ExitConfine, "joining cgroup %s: %w", d, err)
 		}
 	}
