@@ -1,7 +1,8 @@
 // Package reaper is what the pod's systemd runs (through the stage2
 // binary, "stage2 reaper APP") after each app of a stage1-host pod: it
-// records the app's exit status and ends the pod when the first app fails
-// or the last one ends. It lives beside stage2 because it runs inside the
+// records the app's exit status, syncs the pod's journal (the app's last
+// output on its way to rkt's stdout) and ends the pod when the first app
+// fails or the last one ends. It lives beside stage2 because it runs inside the
 // pod with the stage2 binary; the stage1 reads what it writes
 // (StartedMarker, StatusDir) from the host side.
 package reaper
@@ -9,17 +10,20 @@ package reaper
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rktng/rkt/common/stage1"
 	"github.com/rktng/rkt/stage2"
+	"github.com/rktng/rkt/stage2/journal"
 )
 
 // Paths inside the pod.
@@ -88,13 +92,21 @@ func ResultFromEnv(getenv func(string) string) Result {
 	return r
 }
 
-// Reap records app's result in StatusDir and ends the pod when this was
+// SyncWait bounds the wait for the pod's journald (to start, and to sync):
+// well inside the unit's stop timeout (stage1/units' DefaultTimeoutStopSec),
+// after which systemd would kill the reaper before it ends the pod.
+const SyncWait = 5 * time.Second
+
+// Reap records app's result in StatusDir, syncs the pod's journal so that
+// the app's last output reaches rkt's stdout before anything ends the pod
+// (see stage2/journal; a failed sync is reported on warn, and the pod
+// still ends), and ends the pod when this was
 // the first app to fail (with its status) or the last app to end. The
 // pod's status is the first failure's, else the first non-zero status of
 // an app that ended cleanly for systemd (143 for a service that a stop's
 // SIGTERM killed), else 0: what `rkt status` shows for a single app is
 // what `rkt run` returns.
-func Reap(app string, r Result) error {
+func Reap(app string, r Result, warn io.Writer) error {
 	// The unit started, even if a stop's SIGTERM came before stage2 could
 	// say so.
 	if err := MarkStarted(); err != nil {
@@ -102,6 +114,9 @@ func Reap(app string, r Result) error {
 	}
 	if err := writeStatus(app, r.Status); err != nil {
 		return err
+	}
+	if err := journal.Sync(SyncWait); err != nil {
+		fmt.Fprintf(warn, "stage2 reaper: %v\n", err)
 	}
 	if r.Failed {
 		if !createOnce(failedMarker, "") {

@@ -20,6 +20,7 @@ import (
 	"os"
 
 	"github.com/rktng/rkt/stage2"
+	"github.com/rktng/rkt/stage2/journal"
 	"github.com/rktng/rkt/stage2/reaper"
 )
 
@@ -34,7 +35,7 @@ func run(args []string) int {
 	}
 	verb, name := args[0], args[1]
 	if verb == "reaper" {
-		if err := reaper.Reap(name, reaper.ResultFromEnv(os.Getenv)); err != nil {
+		if err := reaper.Reap(name, reaper.ResultFromEnv(os.Getenv), os.Stderr); err != nil {
 			fmt.Fprintf(os.Stderr, "stage2 reaper: %v\n", err)
 			return stage2.ExitConfig
 		}
@@ -44,6 +45,18 @@ func run(args []string) int {
 		// Best effort: without the marker, a failure of this app would
 		// be reported as the stage1's.
 		_ = reaper.MarkStarted()
+	}
+	// The post-stop handlers' output is synced to the journal after them
+	// (as the reaper syncs the app's), from the app's root: the
+	// connection is made here, in the stage1's.
+	var jc *journal.Conn
+	if verb == "post-stop" {
+		var jerr error
+		if jc, jerr = journal.Dial(journal.Socket, reaper.SyncWait); jerr != nil {
+			fmt.Fprintf(os.Stderr, "stage2 post-stop: %v\n", jerr)
+		} else {
+			defer jc.Close()
+		}
 	}
 	app, err := stage2.Load(stage2.ConfigPath(name))
 	if err == nil && verb == "run" {
@@ -66,6 +79,11 @@ func run(args []string) int {
 			}
 		case "post-stop":
 			err = app.RunHandlers("post-stop", app.PostStop)
+			if jc != nil {
+				if jerr := jc.Sync(); jerr != nil {
+					fmt.Fprintf(os.Stderr, "stage2 post-stop: %v\n", jerr)
+				}
+			}
 		case "enter":
 			cmd := args[2:]
 			if len(cmd) > 0 && cmd[0] == "--" {
