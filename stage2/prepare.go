@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -20,12 +21,29 @@ const InteractiveFlag = "/rkt/interactive"
 // app's /dev: appc's list of devices.
 var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty", "console"}
 
+// PrivateMounts moves the calling thread, locked to its goroutine for
+// good, into a mount namespace of its own, a slave of the pod's (what a
+// unit's PrivateMounts=yes gives, without systemd's set-up before every
+// command of the unit): the mounts of Prepare stay out of the pod's
+// systemd's sight, and the pod's later mounts (volumes of apps added
+// later) still reach the app. A mount namespace is a thread's in Go: this
+// thread forks the handlers and execs the app (as in JoinCgroups).
+func (a *App) PrivateMounts() error {
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return a.fail(ExitConfig, "creating the app's mount namespace: %w", err)
+	}
+	if err := mountinfo.Mount("", "/", "", syscall.MS_REC|syscall.MS_SLAVE, ""); err != nil {
+		return a.fail(ExitConfig, "creating the app's mount namespace: %w", err)
+	}
+	return nil
+}
+
 // Prepare gives the app its /proc, /sys, /dev (with /dev/pts, /dev/shm
 // shared by the pod's apps, /dev/log) and, for an app that speaks sd_notify,
 // the manager's notification socket; then makes the rootfs read-only if
 // asked. Volumes are already there: the stage1 bound them. It runs in the
-// app's own mount namespace (a slave of the pod's, which the app's unit
-// makes), as root, before EnterRoot; it is part of the app's
+// app's own mount namespace (PrivateMounts), as root, before EnterRoot; it is part of the app's
 // start rather than a unit of its own because every process on the way to
 // the app's first instruction costs the pod's start time.
 func (a *App) Prepare() error {

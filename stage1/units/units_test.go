@@ -23,13 +23,15 @@ func TestRender(t *testing.T) {
 		"ExecStart=" + Stage2Bin + " run web\n",
 		"ExecStopPost=" + Stage2Bin + " reaper web\nExecStopPost=-" + Stage2Bin + " post-stop web\n",
 		"Conflicts=shutdown.target\n",
-		"PrivateMounts=yes\n",
 		"StandardOutput=journal+console\n",
 		"SyslogIdentifier=web\n",
 	} {
 		if !strings.Contains(web, want) {
 			t.Errorf("web.service lacks %q:\n%s", want, web)
 		}
+	}
+	if strings.Contains(web, "PrivateMounts=") {
+		t.Errorf("web.service has PrivateMounts= (stage2 makes the app's mount namespace):\n%s", web)
 	}
 	db := files["db.service"]
 	if !strings.Contains(db, "Type=simple\n") || strings.Contains(db, "post-stop") {

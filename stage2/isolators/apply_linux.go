@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -98,8 +99,9 @@ func hasEffective(c int) bool {
 	return data[c/32].Effective&(1<<uint(c%32)) != 0
 }
 
-// capLast is the highest capability the kernel knows.
-func capLast() int {
+// capLast is the highest capability the kernel knows, read once: the
+// bounding-set loop asks for it at every capability.
+var capLast = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
@@ -107,4 +109,4 @@ func capLast() int {
 		}
 	}
 	return 40
-}
+})

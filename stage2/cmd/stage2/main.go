@@ -62,11 +62,13 @@ func run(args []string) int {
 	if err == nil && verb == "run" {
 		err = app.JoinCgroups()
 	}
-	// Each command of the app's unit has a mount namespace of its own
-	// (PrivateMounts=, stage1/units): the post-stop handlers see the
-	// app's /proc and /dev only when they are mounted again.
+	// The app and its post-stop handlers each get a mount namespace of
+	// their own: the post-stop handlers see the app's /proc and /dev
+	// only when they are mounted again.
 	if err == nil && (verb == "run" || verb == "post-stop") {
-		err = app.Prepare()
+		if err = app.PrivateMounts(); err == nil {
+			err = app.Prepare()
+		}
 	}
 	if err == nil {
 		err = app.EnterRoot()
