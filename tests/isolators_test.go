@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema/types"
+
 	"github.com/rktng/rkt/common/stage1/stage1test"
 	"github.com/rktng/rkt/tests/testutil"
 )
@@ -429,4 +431,41 @@ func TestIsolatorsEnter(t *testing.T) {
 	}
 	c.ExpectOK(c.Rkt("stop", uuid))
 	p.Wait(testutil.Scale(30 * time.Second))
+}
+
+// TestIsolatorsPodSeccomp: stage1-host turns nspawn's own seccomp filter
+// off when every app has a filter of its own and no event handlers (the
+// image's code then runs only under the app's filter); a pod with a
+// handler keeps it. Seen from the host: the pod's PID 1 (the stage1's
+// systemd) has a filter or not, the app always has one.
+func TestIsolatorsPodSeccomp(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireCaps(stage1test.Isolators | stage1test.BootsSystemd)
+	for _, tc := range []struct {
+		name     string
+		handlers bool
+		want     string // Seccomp of the pod's PID 1
+	}{{"no handlers", false, "0"}, {"a pre-start handler", true, "2"}} {
+		im := c.A.InspectImage(fmt.Sprintf("example.com/podseccomp-%t", tc.handlers),
+			"--print-status=Seccomp", "--syscall=unshare", "--print-msg=ready", "--sleep=60s")
+		if tc.handlers {
+			im.Manifest.App.EventHandlers = []types.EventHandler{
+				{Name: "pre-start", Exec: types.Exec{"/inspect", "--print-msg=pre-start"}},
+			}
+		}
+		p, uuid := isoStart(c, c.WriteImage(im))
+		isoExpect(t, tc.name+": the app", p.Stdout(), map[string]string{"Seccomp": "2", "syscall unshare": "EPERM"})
+		ppid := strings.TrimSpace(string(readFile(t, filepath.Join(c.PodDir(uuid), "ppid"))))
+		kids := strings.Fields(string(readFile(t, fmt.Sprintf("/proc/%s/task/%s/children", ppid, ppid))))
+		if len(kids) != 1 {
+			t.Fatalf("%s: nspawn (%s) has children %v, want the pod's PID 1", tc.name, ppid, kids)
+		}
+		status := string(readFile(t, "/proc/"+kids[0]+"/status"))
+		if got := isoValues(strings.ReplaceAll(status, ":\t", "="))["Seccomp"]; got != tc.want {
+			t.Errorf("%s: the pod's PID 1 has Seccomp %q, want %q", tc.name, got, tc.want)
+		}
+		c.ExpectOK(c.Rkt("stop", uuid))
+		p.Wait(testutil.Scale(30 * time.Second))
+	}
 }
