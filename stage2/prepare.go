@@ -43,9 +43,10 @@ func (a *App) PrivateMounts() error {
 // shared by the pod's apps, /dev/log) and, for an app that speaks sd_notify,
 // the manager's notification socket; then makes the rootfs read-only if
 // asked. Volumes are already there: the stage1 bound them. It runs in the
-// app's own mount namespace (PrivateMounts), as root, before EnterRoot; it is part of the app's
-// start rather than a unit of its own because every process on the way to
-// the app's first instruction costs the pod's start time.
+// app's own mount namespace (PrivateMounts), as root, before EnterRoot; it
+// is part of the app's start rather than a unit of its own because every
+// process on the way to the app's first instruction costs the pod's start
+// time.
 func (a *App) Prepare() error {
 	if _, err := os.Stat(InteractiveFlag); errors.Is(err, os.ErrNotExist) {
 		plainConsole()
