@@ -383,10 +383,14 @@ func detach(ctx context.Context, cni *libcni.CNIConfig, podDir, uuid, netns stri
 		return err
 	}
 	var standInErr error
-	if rt.NetNS, standInErr = delNetNS(cni, list, rt, podDir, infos); rt.NetNS == standInPath(podDir) {
+	var lost []*net.IPNet
+	if rt.NetNS, lost, standInErr = delNetNS(cni, list, rt, podDir, infos); rt.NetNS == standInPath(podDir) {
 		defer DeleteNetNS(rt.NetNS)
 	}
 	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
+		return errors.Join(err, standInErr)
+	}
+	if err := dropHostPeers(lost); err != nil {
 		return errors.Join(err, standInErr)
 	}
 	if masq, _ := subnetMasqOf(r.Name, pluginConfs(list)); masq != nil {
@@ -404,21 +408,22 @@ func detach(ctx context.Context, cni *libcni.CNIConfig, podDir, uuid, netns stri
 
 // delNetNS is the namespace DEL of the attachment is given: the pod's
 // while it holds the pod's interface, else a stand-in holding the
-// interface's recorded addresses, else the pod's (or none) as it is.
-func delNetNS(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, podDir string, infos []network.Info) (string, error) {
+// interface's recorded addresses (returned: the pod's lost addresses),
+// else the pod's (or none) as it is.
+func delNetNS(cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf, podDir string, infos []network.Info) (string, []*net.IPNet, error) {
 	if rt.NetNS != "" {
 		if ok, err := hasLink(rt.NetNS, rt.IfName); ok || err != nil {
-			return rt.NetNS, err
+			return rt.NetNS, nil, err
 		}
 	}
 	addrs := recordedAddrs(cni, list, rt, infos)
 	if len(addrs) == 0 {
-		return rt.NetNS, nil
+		return rt.NetNS, nil, nil
 	}
 	if err := createStandIn(standInPath(podDir), rt.IfName, addrs); err != nil {
-		return rt.NetNS, err
+		return rt.NetNS, addrs, err
 	}
-	return standInPath(podDir), nil
+	return standInPath(podDir), addrs, nil
 }
 
 // CreateNetNS makes a network namespace with loopback up and binds it at

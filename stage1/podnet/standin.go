@@ -138,3 +138,39 @@ func fillStandIn(path, ifName string, addrs []*net.IPNet) error {
 	}
 	return nil
 }
+
+// dropHostPeers deletes the host's end of a pod interface that was lost
+// with the pod's namespace: ptp routes each of the pod's addresses to the
+// host end of its veth, and that end (and the route) would otherwise stay
+// until the kernel destroys the unbound namespace, which it does from a
+// work queue once the last reference is gone: over a minute on a loaded
+// host. Only a veth that a host route sends exactly one of addrs to (a
+// bridge's ports carry no such route) is deleted, which takes its other
+// end, in the lost namespace, with it.
+func dropHostPeers(addrs []*net.IPNet) error {
+	var errs []error
+	for _, a := range addrs {
+		bits := 8 * net.IPv6len
+		family := netlink.FAMILY_V6
+		if ip4 := a.IP.To4(); ip4 != nil {
+			bits, family = 8*net.IPv4len, netlink.FAMILY_V4
+		}
+		dst := &net.IPNet{IP: a.IP, Mask: net.CIDRMask(bits, bits)}
+		routes, err := netlink.RouteListFiltered(family, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("looking up the host's route to %s: %w", a.IP, err))
+			continue
+		}
+		for _, r := range routes {
+			l, err := netlink.LinkByIndex(r.LinkIndex)
+			if err != nil || l.Type() != "veth" {
+				continue
+			}
+			var nf netlink.LinkNotFoundError
+			if err := netlink.LinkDel(l); err != nil && !errors.As(err, &nf) {
+				errs = append(errs, fmt.Errorf("deleting %s, the host's end of the pod's lost interface: %w", l.Attrs().Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
