@@ -150,12 +150,13 @@ func fillStandIn(path, ifName string, addrs []*net.IPNet) error {
 func dropHostPeers(addrs []*net.IPNet) error {
 	var errs []error
 	for _, a := range addrs {
-		bits := 8 * net.IPv6len
-		family := netlink.FAMILY_V6
+		// A /32 (or /128) of the address in its own family's length:
+		// recorded IPv4 addresses may be in 16-byte form.
+		ip, bits, family := a.IP, 8*net.IPv6len, netlink.FAMILY_V6
 		if ip4 := a.IP.To4(); ip4 != nil {
-			bits, family = 8*net.IPv4len, netlink.FAMILY_V4
+			ip, bits, family = ip4, 8*net.IPv4len, netlink.FAMILY_V4
 		}
-		dst := &net.IPNet{IP: a.IP, Mask: net.CIDRMask(bits, bits)}
+		dst := &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}
 		routes, err := netlink.RouteListFiltered(family, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("looking up the host's route to %s: %w", a.IP, err))

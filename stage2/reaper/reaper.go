@@ -2,8 +2,8 @@
 // binary, "stage2 reaper APP") after each app of a stage1-host pod: it
 // records the app's exit status, syncs the pod's journal (the app's last
 // output on its way to rkt's stdout) and ends the pod when the first app
-// fails or the last one ends. It lives beside stage2 because it runs inside the
-// pod with the stage2 binary; the stage1 reads what it writes
+// fails or the last one ends. It lives beside stage2 because it runs
+// inside the pod with the stage2 binary; the stage1 reads what it writes
 // (StartedMarker, StatusDir) from the host side.
 package reaper
 
