@@ -192,7 +192,7 @@ func BenchmarkCachedRun(b *testing.B) {
 		if _, err := s.RenderTree(id); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.MarkUsed(id, time.Now()); err != nil {
+		if err := s.MarkUsed(time.Now(), id); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -73,7 +73,7 @@ func workerLoop(s *Store, worker, iterations int) error {
 					return fmt.Errorf("worker %d: tree of %d: %q %v", worker, i, data[:min(len(data), 10)], err)
 				}
 			}
-			if err := s.MarkUsed(info.ID, time.Now()); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := s.MarkUsed(time.Now(), info.ID); err != nil && !errors.Is(err, ErrNotFound) {
 				return fmt.Errorf("worker %d: mark used: %w", worker, err)
 			}
 		}

@@ -318,25 +318,62 @@ func (s *Store) List() ([]ImageInfo, error) {
 // is not worth a write.
 const markUsedGranularity = time.Second
 
-// MarkUsed records that the image was used at t. It runs on every rkt run,
-// so the write is not fsync'ed (a lost last-use time after a power failure
-// is harmless) and skipped when the stored time is within a second.
-func (s *Store) MarkUsed(key string, t time.Time) error {
-	return s.update(true, func(tx *bolt.Tx) error {
-		id, err := resolveKey(tx, key)
-		if err != nil {
-			return err
+// MarkUsed records that the images of keys were used at t. It runs on every
+// rkt run, so it is one transaction for all of a pod's images, the write is
+// not fsync'ed (a lost last-use time after a power failure is harmless),
+// and an image whose stored time is within a second of t is left alone: a
+// read-only look first spares the exclusive lock and the commit when no
+// image needs the write. A key that names no image is reported (all such
+// keys, joined) without keeping the others from being recorded.
+func (s *Store) MarkUsed(t time.Time, keys ...string) error {
+	var stale []string
+	var errs []error
+	err := s.view(func(tx *bolt.Tx) error {
+		for _, key := range keys {
+			id, r, err := usedRecord(tx, key)
+			if err != nil {
+				errs = append(errs, err)
+			} else if !recentlyUsed(r, t) {
+				stale = append(stale, id)
+			}
 		}
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if d := t.Sub(r.LastUsed); d < markUsedGranularity && d > -markUsedGranularity {
-			return nil
-		}
-		r.LastUsed = t
-		return putRecord(tx, id, r)
+		return nil
 	})
+	if err != nil || len(stale) == 0 {
+		return errors.Join(append(errs, err)...)
+	}
+	err = s.update(true, func(tx *bolt.Tx) error {
+		for _, id := range stale {
+			_, r, err := usedRecord(tx, id)
+			if err != nil {
+				continue // removed since the look: nothing to record
+			}
+			if recentlyUsed(r, t) {
+				continue
+			}
+			r.LastUsed = t
+			if err := putRecord(tx, id, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
+}
+
+func usedRecord(tx *bolt.Tx, key string) (string, *imageRecord, error) {
+	id, err := resolveKey(tx, key)
+	if err != nil {
+		return "", nil, err
+	}
+	r, err := getRecord(tx, id)
+	return id, r, err
+}
+
+// recentlyUsed: r's last use is within markUsedGranularity of t.
+func recentlyUsed(r *imageRecord, t time.Time) bool {
+	d := t.Sub(r.LastUsed)
+	return d < markUsedGranularity && d > -markUsedGranularity
 }
 
 // GetRemote returns the download record of url, or ErrNotFound.

@@ -349,23 +349,33 @@ func TestRemotes(t *testing.T) {
 func TestMarkUsed(t *testing.T) {
 	s := newStore(t)
 	info := importImage(t, s, testImage{name: "example.com/u"})
+	other := importImage(t, s, testImage{name: "example.com/v"})
 	later := info.ImportTime.Add(time.Hour)
-	if err := s.MarkUsed(info.ID, later); err != nil {
+	missing := "sha512-" + strings.Repeat("1", 128)
+	// One missing key is reported and keeps no other image from its mark.
+	if err := s.MarkUsed(later, info.ID, missing, other.ID); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), missing[:20]) {
+		t.Fatalf("MarkUsed with a missing image: %v, want ErrNotFound naming it", err)
+	}
+	for _, id := range []string{info.ID, other.ID} {
+		if got, _ := s.Info(id); !got.LastUsed.Equal(later) {
+			t.Fatalf("LastUsed of %s: %v, want %v", id, got.LastUsed, later)
+		}
+	}
+	// Within a second of the stored time: not worth a write, nor the
+	// exclusive lock (another process reading the index does not hold
+	// the mark up).
+	s.LockTimeout = 200 * time.Millisecond
+	reader, err := bolt.Open(s.dbPath(), 0o644, &bolt.Options{ReadOnly: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.Info(info.ID)
-	if !got.LastUsed.Equal(later) {
-		t.Fatalf("LastUsed %v, want %v", got.LastUsed, later)
-	}
-	// Within a second of the stored time: not worth a write.
-	if err := s.MarkUsed(info.ID, later.Add(500*time.Millisecond)); err != nil {
-		t.Fatal(err)
+	err = s.MarkUsed(later.Add(500*time.Millisecond), info.ID, other.ID)
+	reader.Close()
+	if err != nil {
+		t.Fatalf("MarkUsed needing no write, beside a reader: %v", err)
 	}
 	if got, _ := s.Info(info.ID); !got.LastUsed.Equal(later) {
 		t.Fatalf("LastUsed %v, want unchanged %v", got.LastUsed, later)
-	}
-	if err := s.MarkUsed("sha512-"+strings.Repeat("1", 128), later); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("MarkUsed of a missing image: %v", err)
 	}
 }
 

@@ -173,14 +173,11 @@ func (g *globals) loadPod(arg, uuidFile string) (*pod.Pod, error) {
 	return pod.Load(g.Dir, arg)
 }
 
-// markUsed records that key was used; failure only costs "last used"
-// accuracy, never the command.
+// markUsed records that the images of keys were used; failure only costs
+// "last used" accuracy, never the command.
 func (g *globals) markUsed(st *store.Store, keys ...string) {
-	now := time.Now()
-	for _, k := range keys {
-		if err := st.MarkUsed(k, now); err != nil {
-			g.debugf("recording use of image %s: %v", k, err)
-		}
+	if err := st.MarkUsed(time.Now(), keys...); err != nil {
+		g.debugf("recording use of images: %v", err)
 	}
 }
 
