@@ -185,7 +185,12 @@ ExecStopPost=%[1]s reaper %[2]s
 	}
 	fmt.Fprintf(&b, "SyslogIdentifier=%s\n", a.Name)
 	if interactive {
-		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\nTTYReset=yes\n")
+		// No TTYReset=: systemd's reset after the app's exit ends with
+		// tcflush(TCIOFLUSH), which on a pty drops what the app wrote and
+		// nspawn's forwarder had not read yet: under load, an
+		// interactive app's last output never reached rkt's terminal.
+		// nspawn gives the pod a fresh pty, so nothing needs a reset.
+		b.WriteString("StandardInput=tty-force\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/console\n")
 	} else {
 		b.WriteString("StandardOutput=journal+console\nStandardError=journal+console\n")
 	}

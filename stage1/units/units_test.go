@@ -41,6 +41,9 @@ func TestRender(t *testing.T) {
 	if !strings.Contains(inter, "StandardInput=tty-force\n") || !strings.Contains(inter, "TTYPath=/dev/console\n") {
 		t.Errorf("interactive sh.service:\n%s", inter)
 	}
+	if strings.Contains(inter, "TTYReset=") {
+		t.Errorf("interactive sh.service resets the console (its flush drops the app's last output):\n%s", inter)
+	}
 }
 
 func TestRenderResources(t *testing.T) {
