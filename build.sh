@@ -28,7 +28,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 # The stage1 images are packed by aci/acibuild/mkstage1, as the tests pack
 # theirs: binaries, rootfs and a manifest from the contract's constants.
 build_fly() {
-	"$B/tmp/mkstage1" fly "$B/stage1-images/stage1-fly.aci"
+	"$B/tmp/mkstage1" --build-id "$BUILD_ID" fly "$B/stage1-images/stage1-fly.aci"
 }
 
 build_host_stage1() {
@@ -36,7 +36,7 @@ build_host_stage1() {
 		log "systemd-nspawn not installed: skipping stage1-host.aci (apt-get install systemd-container)"
 		return 0
 	fi
-	"$B/tmp/mkstage1" host "$B/stage1-images/stage1-host.aci"
+	"$B/tmp/mkstage1" --build-id "$BUILD_ID" host "$B/stage1-images/stage1-host.aci"
 }
 
 build_sample() {
@@ -59,12 +59,16 @@ build_sample() {
 
 build() {
 	mkdir -p "$B/bin" "$B/stage1-images" "$B/images" "$B/tmp"
-	log "building rkt"
-	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt" ./stage0/cmd/rkt
-	# Reads rkt 1.30's store index when migrating it (aci/migrate).
-	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt-ql-dump" ./aci/migrate/rkt-ql-dump
 	go build -o "$B/tmp/mkaci" ./aci/acibuild/mkaci
 	go build -o "$B/tmp/mkstage1" ./aci/acibuild/mkstage1
+	# rkt and the stage1 images carry one build ID (the hash of these
+	# sources): rkt runs the fly stage1 of its own build in process
+	# (stage0/launch.ExecRun).
+	BUILD_ID=$("$B/tmp/mkstage1" build-id)
+	log "building rkt (build $BUILD_ID)"
+	go build -trimpath -ldflags="-s -w -X github.com/rktng/rkt/common/stage1.BuildID=$BUILD_ID" -o "$B/bin/rkt" ./stage0/cmd/rkt
+	# Reads rkt 1.30's store index when migrating it (aci/migrate).
+	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt-ql-dump" ./aci/migrate/rkt-ql-dump
 	log "building stage1 images"
 	build_fly
 	build_host_stage1

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema"
 
@@ -63,4 +66,45 @@ func TestStage1Selection(t *testing.T) {
 
 	notStage1 := c.InspectACI()
 	c.ExpectFailure(c.Rkt(testutil.Insecure, "run", "--stage1-path="+notStage1, aci), "stage1")
+}
+
+// TestFlyInProcess: rkt runs the run entrypoint of the fly image of its own
+// build in its own process, and execs the one of any other fly image (here
+// the same code with another build ID, as a rkt and a stage1 from two
+// builds would be). Both ways give the app the same output, exit status and
+// pid (rkt's), and a failure the same line and status.
+func TestFlyInProcess(t *testing.T) {
+	t.Parallel()
+	c := testutil.New(t)
+	c.RequireFlavor("fly")
+	testutil.RequireGo(t)
+	if s := os.Getenv("RKT_STAGE1"); s != "" && s != "fly" {
+		t.Skipf("RKT_STAGE1=%s: the stage1 under test is not this build's fly", s)
+	}
+	other := c.Path("fly-other.aci")
+	pack := exec.Command(filepath.Join(c.A.Dir, "mkstage1"), "--src", c.A.Root, "--build-id", "src-another-build", "fly", other)
+	if out, err := pack.CombinedOutput(); err != nil {
+		t.Fatalf("packing fly with another build ID: %v\n%s", err, out)
+	}
+	aci := c.InspectACI("--print-msg=hello", "--print-pid", "--exit-code=7")
+	for _, tc := range []struct {
+		stage1, mode string
+	}{
+		{c.Stage1().ACI, "running the fly run entrypoint in this process"},
+		{other, "executing stage1 "},
+	} {
+		s1 := "--stage1-path=" + tc.stage1
+		p := c.StartWith(testutil.Opts{}, "--debug", testutil.Insecure, "run", s1, aci)
+		r := p.Wait(time.Minute)
+		if r.Code != 7 || !strings.Contains(r.Stderr, tc.mode) {
+			t.Errorf("with %s: want exit 7 and %q under --debug, got %v", filepath.Base(tc.stage1), tc.mode, r)
+		}
+		expectLine(t, r, "hello")
+		expectLine(t, r, fmt.Sprintf("pid=%d ppid=%d", p.Pid(), os.Getpid()))
+		r = c.Rkt(testutil.Insecure, "run", s1, "--ipc=private", aci)
+		want := "rkt run: --ipc=private: fly has no IPC namespace, the app uses the host's; use the default stage1\n"
+		if r.Code != 254 || r.Stderr != want {
+			t.Errorf("with %s, a failing run: want exit 254 and stderr %q, got %v", filepath.Base(tc.stage1), want, r)
+		}
+	}
 }

@@ -30,7 +30,18 @@ const (
 	// image was built from (aci/acibuild/mkstage1); the run entrypoint
 	// compares it with the host's systemd-nspawn.
 	AnnSystemdVersion = "coreos.com/rkt/stage1/systemd-version"
+	// AnnBuild identifies the sources a stage1 image of this tree was built
+	// from (aci/acibuild/mkstage1). It is informational, except that
+	// stage0 runs the fly run entrypoint in its own process when the
+	// pod's stage1 is fly and the value equals BuildID (CONTRACT.md).
+	AnnBuild = "coreos.com/rkt/stage1/build"
 )
+
+// BuildID is the build ID of the sources stage0 was built from, linked in
+// by build.sh and the functional tests (-ldflags -X ...stage1.BuildID=...,
+// the value of `mkstage1 build-id`). Empty in a plain `go build`: such a
+// rkt execs every stage1.
+var BuildID string
 
 // InterfaceVersion is the highest interface version stage0 speaks. A stage1
 // without the annotation is version 1. See CONTRACT.md for what each

@@ -104,8 +104,11 @@ func startPod(g *globals, st *store.Store, p *pod.Pod, rf runtimeFlags, command 
 			return err
 		}
 	}
-	g.debugf("executing stage1")
-	return launch.ExecRun(p, apps, args, g.Debug, command)
+	err = launch.ExecRun(p, launch.Run{Apps: apps, Args: args, Debug: g.Debug, Command: command, Stderr: g.stderr, Debugf: g.debugf})
+	if se := (*launch.Stage1ExitError)(nil); errors.As(err, &se) {
+		return &exitCodeError{se.Code}
+	}
+	return err
 }
 
 // check validates the runtime flags before any pod is touched.

@@ -1,6 +1,7 @@
 // Package launch hands prepared pods to their stage1: it mounts the pod's
-// rootfs, execs the run entrypoint with the pod's lock, and calls the
-// enter, stop and gc entrypoints (common/stage1/CONTRACT.md).
+// rootfs, execs the run entrypoint with the pod's lock (or runs fly's in
+// process: ExecRun), and calls the enter, stop and gc entrypoints
+// (common/stage1/CONTRACT.md).
 package launch
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/rktng/rkt/common/mountinfo"
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/common/stage1"
+	"github.com/rktng/rkt/stage1-fly/fly"
 )
 
 // ErrNoEntrypoint is wrapped when the pod's stage1 lacks an entrypoint.
@@ -34,30 +36,44 @@ var ErrInterfaceVersion = errors.New("stage1 interface version not supported")
 // Entrypoint returns the absolute path of the stage1 entrypoint named by
 // annotation ann for the pod in podDir, and the stage1's interface version.
 func Entrypoint(podDir, ann string) (string, int, error) {
-	b, err := os.ReadFile(pod.Stage1ManifestPath(podDir))
+	im, version, err := stage1Manifest(podDir)
 	if err != nil {
-		return "", 0, fmt.Errorf("reading stage1 manifest: %w", err)
+		return "", version, err
 	}
-	var im schema.ImageManifest
-	if err := json.Unmarshal(b, &im); err != nil {
-		return "", 0, fmt.Errorf("stage1 manifest %s: %w", pod.Stage1ManifestPath(podDir), err)
-	}
-	version := 1
-	if v, ok := im.Annotations.Get(stage1.AnnInterfaceVersion); ok {
-		version, err = strconv.Atoi(v)
-		if err != nil || version < stage1.MinInterfaceVersion {
-			return "", 0, fmt.Errorf("stage1 %s: bad interface version %q", im.Name, v)
-		}
-		if version > stage1.InterfaceVersion {
-			return "", 0, fmt.Errorf("stage1 %s: interface version %d: %w (this rkt speaks %d to %d)",
-				im.Name, version, ErrInterfaceVersion, stage1.MinInterfaceVersion, stage1.InterfaceVersion)
-		}
-	}
+	return entrypoint(podDir, im, ann, version)
+}
+
+func entrypoint(podDir string, im *schema.ImageManifest, ann string, version int) (string, int, error) {
 	ep, ok := im.Annotations.Get(ann)
 	if !ok {
 		return "", version, fmt.Errorf("stage1 %s: %s: %w", im.Name, ann, ErrNoEntrypoint)
 	}
 	return filepath.Join(pod.Stage1RootfsPath(podDir), filepath.Clean("/"+ep)), version, nil
+}
+
+// stage1Manifest reads the pod's stage1 image manifest and checks its
+// interface version.
+func stage1Manifest(podDir string) (*schema.ImageManifest, int, error) {
+	b, err := os.ReadFile(pod.Stage1ManifestPath(podDir))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading stage1 manifest: %w", err)
+	}
+	var im schema.ImageManifest
+	if err := json.Unmarshal(b, &im); err != nil {
+		return nil, 0, fmt.Errorf("stage1 manifest %s: %w", pod.Stage1ManifestPath(podDir), err)
+	}
+	version := 1
+	if v, ok := im.Annotations.Get(stage1.AnnInterfaceVersion); ok {
+		version, err = strconv.Atoi(v)
+		if err != nil || version < stage1.MinInterfaceVersion {
+			return nil, 0, fmt.Errorf("stage1 %s: bad interface version %q", im.Name, v)
+		}
+		if version > stage1.InterfaceVersion {
+			return nil, 0, fmt.Errorf("stage1 %s: interface version %d: %w (this rkt speaks %d to %d)",
+				im.Name, version, ErrInterfaceVersion, stage1.MinInterfaceVersion, stage1.InterfaceVersion)
+		}
+	}
+	return &im, version, nil
 }
 
 // TreeRootfs maps a tree store ID to its rootfs directory.
@@ -122,13 +138,44 @@ func readID(path string) (string, error) {
 	return id, nil
 }
 
+// Run says how ExecRun starts a pod.
+type Run struct {
+	Apps    []string       // the pod's apps
+	Args    stage1.RunArgs // the run entrypoint's arguments
+	Debug   bool
+	Command string // "rkt run", named by the stage1 when the pod fails before its apps start
+	// Stderr and Debugf are rkt's: an in-process run entrypoint writes
+	// its diagnostics to Stderr.
+	Stderr io.Writer
+	Debugf func(format string, args ...any)
+}
+
+// Stage1ExitError is the failure of a run entrypoint that ran in rkt's
+// process: it has printed what there was to say (its one failure line)
+// and rkt exits with Code, as the exec'd entrypoint would have.
+type Stage1ExitError struct{ Code int }
+
+func (e *Stage1ExitError) Error() string {
+	return fmt.Sprintf("stage1 run entrypoint failed (exit status %d)", e.Code)
+}
+
 // ExecRun replaces the current process with the pod's run entrypoint. The
-// pod must be running (in run/, locked by us). command ("rkt run") is what
-// the stage1 names when the pod fails before its apps start. It returns
-// only on failure.
-func ExecRun(p *pod.Pod, apps []string, args stage1.RunArgs, debug bool, command string) error {
+// pod must be running (in run/, locked by us). It returns only on failure.
+//
+// When the pod's stage1 is the fly image built from the same sources as
+// this rkt (its stage1.AnnBuild equals stage1.BuildID), the entrypoint's
+// code is the fly package linked into rkt: it runs here, with the same
+// arguments and handover environment, instead of being exec'd. That spares
+// a program start (a third of a fly pod's start on the benchmark machine)
+// and behaves the same; any other stage1 (rkt 1.30's, another build) is
+// exec'd.
+func ExecRun(p *pod.Pod, r Run) error {
 	dir := p.Path()
-	ep, version, err := Entrypoint(dir, stage1.AnnRun)
+	im, version, err := stage1Manifest(dir)
+	if err != nil {
+		return err
+	}
+	ep, _, err := entrypoint(dir, im, stage1.AnnRun, version)
 	if err != nil {
 		return err
 	}
@@ -139,21 +186,57 @@ func ExecRun(p *pod.Pod, apps []string, args stage1.RunArgs, debug bool, command
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
 		return fmt.Errorf("handing the pod lock to stage1: %w", err)
 	}
-	env := append(os.Environ(), stage1.EnvLockFD+"="+strconv.Itoa(fd), stage1.EnvCommand+"="+command)
-	if debug {
-		env = append(env, stage1.EnvDebug+"=1")
+	handover := []string{stage1.EnvLockFD + "=" + strconv.Itoa(fd), stage1.EnvCommand + "=" + r.Command}
+	if r.Debug {
+		handover = append(handover, stage1.EnvDebug+"=1")
 	}
-	if err := writeStage1Inputs(dir, apps); err != nil {
+	if err := writeStage1Inputs(dir, r.Apps); err != nil {
 		return err
 	}
 	if f, err := os.Create(filepath.Join(dir, pod.StartedFile)); err == nil {
 		f.Close()
 	}
-	argv := append([]string{ep}, args.Args(version)...)
-	if err := syscall.Exec(ep, argv, env); err != nil {
+	args := r.Args.Args(version)
+	if flyInProcess(im) {
+		if r.Debugf != nil {
+			r.Debugf("running the fly run entrypoint in this process (stage1 build %s)", stage1.BuildID)
+		}
+		return &Stage1ExitError{Code: fly.Main("run", args, overlayEnv(handover), r.Stderr)}
+	}
+	if r.Debugf != nil {
+		r.Debugf("executing stage1 %s", ep)
+	}
+	argv := append([]string{ep}, args...)
+	if err := syscall.Exec(ep, argv, append(os.Environ(), handover...)); err != nil {
 		return fmt.Errorf("executing stage1 run entrypoint %s: %w", ep, err)
 	}
 	return nil
+}
+
+// flyInProcess tells whether im is the fly stage1 built from this rkt's
+// sources, whose run entrypoint ExecRun runs in process.
+func flyInProcess(im *schema.ImageManifest) bool {
+	if stage1.BuildID == "" || im.Name.String() != stage1.NameFly {
+		return false
+	}
+	b, ok := im.Annotations.Get(stage1.AnnBuild)
+	return ok && b == stage1.BuildID
+}
+
+// overlayEnv is os.Getenv with the KEY=VALUE pairs of vars over it: the
+// environment the exec'd entrypoint would have.
+func overlayEnv(vars []string) fly.Env {
+	m := make(map[string]string, len(vars))
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return func(key string) string {
+		if v, ok := m[key]; ok {
+			return v
+		}
+		return os.Getenv(key)
+	}
 }
 
 // writeStage1Inputs writes, in the (mounted) stage1 rootfs, what rkt

@@ -193,8 +193,16 @@ func build() (*Artifacts, error) {
 		// Found next to rkt when it migrates a rkt 1.30 store.
 		filepath.Join(dir, "rkt-ql-dump"): "./aci/migrate/rkt-ql-dump"}
 	packer := filepath.Join(dir, "mkstage1")
+	var buildID string
 	if stage1 == "fly" || stage1 == "host" {
-		targets[packer] = "./aci/acibuild/mkstage1"
+		// rkt gets the build ID the packer gives the stage1 image, as
+		// build.sh does: it runs its own build's fly in process.
+		if err := goBuild(root, packer, "./aci/acibuild/mkstage1"); err != nil {
+			return nil, err
+		}
+		if buildID, err = packerBuildID(root, packer); err != nil {
+			return nil, err
+		}
 	}
 	// The builds are independent; the go command shares one cache, so
 	// running them side by side mostly overlaps linking.
@@ -204,7 +212,11 @@ func build() (*Artifacts, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- goBuild(root, out, pkg)
+			var x []string
+			if out == a.Rkt && buildID != "" {
+				x = append(x, "-X", "github.com/rktng/rkt/common/stage1.BuildID="+buildID)
+			}
+			errs <- goBuild(root, out, pkg, x...)
 		}()
 	}
 	wg.Wait()
@@ -220,7 +232,7 @@ func build() (*Artifacts, error) {
 	switch stage1 {
 	case "fly", "host":
 		aci := filepath.Join(dir, "stage1-"+stage1+".aci")
-		if err := buildStage1ACI(root, packer, stage1, aci); err != nil {
+		if err := buildStage1ACI(root, packer, stage1, buildID, aci); err != nil {
 			return nil, err
 		}
 		a.Stage1, err = flavorStage1(stage1, aci)
@@ -238,8 +250,9 @@ func build() (*Artifacts, error) {
 	return a, nil
 }
 
-func goBuild(root, out, pkg string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+// goBuild builds pkg as a static binary; ldflags are added to -s -w.
+func goBuild(root, out, pkg string, ldflags ...string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w "+strings.Join(ldflags, " "), "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -248,15 +261,25 @@ func goBuild(root, out, pkg string) error {
 	return nil
 }
 
+// packerBuildID is the build ID of the tree (`mkstage1 build-id`).
+func packerBuildID(root, packer string) (string, error) {
+	cmd := exec.Command(packer, "--src", root, "build-id")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("mkstage1 build-id: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // buildStage1ACI packs the stage1 of flavor (fly or host) from the tree
 // with the packer build.sh uses (aci/acibuild/mkstage1).
-func buildStage1ACI(root, packer, flavor, out string) error {
+func buildStage1ACI(root, packer, flavor, buildID, out string) error {
 	if flavor == "host" {
 		if _, err := exec.LookPath("systemd-nspawn"); err != nil {
 			return fmt.Errorf("RKT_STAGE1=host: systemd-nspawn is not installed (apt-get install systemd-container): %w", err)
 		}
 	}
-	cmd := exec.Command(packer, "--src", root, flavor, out)
+	cmd := exec.Command(packer, "--src", root, "--build-id", buildID, flavor, out)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

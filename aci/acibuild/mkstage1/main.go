@@ -5,11 +5,15 @@
 // place. build.sh, tests/testutil and the stage1s' own tests all pack their
 // stage1 images with it.
 //
-//	mkstage1 [--src DIR] [--dir IMAGEDIR] [--version V] fly|host [OUT.aci]
+//	mkstage1 [--src DIR] [--dir IMAGEDIR] [--version V] [--build-id ID] fly|host [OUT.aci]
+//	mkstage1 [--src DIR] build-id
 //
 // --dir keeps the image directory (manifest + rootfs/, what the stage1
 // conformance suite takes); OUT.aci is written through a temporary file and
-// renamed into place. At least one of them is required.
+// renamed into place. At least one of them is required. Both images carry
+// the build ID of their sources (buildid.go; --build-id gives it, as
+// build.sh does so that rkt and the images get one value); `build-id`
+// prints it, for linking into rkt.
 //
 //	fly   stage1-fly: /fly and the entrypoints /run, /enter, /stop, /gc
 //	      linked to it
@@ -42,7 +46,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "mkstage1:", err)
 		os.Exit(1)
 	}
@@ -84,17 +88,30 @@ var flavors = map[string]flavor{
 	},
 }
 
-func run(args []string, stderr io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("mkstage1", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	src := fl.String("src", "", "the source tree (default: the module containing the working directory)")
 	dir := fl.String("dir", "", "write the image directory (manifest + rootfs/) here")
 	version := fl.String("version", os.Getenv("STAGE1_VERSION"), "the image's version label (default: the flavor's; $STAGE1_VERSION)")
+	buildID := fl.String("build-id", "", "the images' build annotation (default: computed from --src)")
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), "usage: mkstage1 [--src DIR] [--dir IMAGEDIR] [--version V] fly|host [OUT.aci]")
+		fmt.Fprintln(fl.Output(), "usage: mkstage1 [--src DIR] [--dir IMAGEDIR] [--version V] [--build-id ID] fly|host [OUT.aci]\n       mkstage1 [--src DIR] build-id")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if fl.NArg() == 1 && fl.Arg(0) == "build-id" {
+		root, err := srcRoot(*src)
+		if err != nil {
+			return err
+		}
+		id, err := sourceID(root)
+		if err != nil {
+			return fmt.Errorf("build ID of %s: %w", root, err)
+		}
+		_, err = fmt.Fprintln(stdout, id)
 		return err
 	}
 	if fl.NArg() < 1 || fl.NArg() > 2 || (fl.NArg() == 1 && *dir == "") {
@@ -108,12 +125,15 @@ func run(args []string, stderr io.Writer) error {
 	if *version != "" {
 		f.version = *version
 	}
-	if *src == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			return err
+	root, err := srcRoot(*src)
+	if err != nil {
+		return err
+	}
+	*src = root
+	if *buildID == "" {
+		if *buildID, err = sourceID(root); err != nil {
+			return fmt.Errorf("build ID of %s: %w", root, err)
 		}
-		*src = root
 	}
 	tmp, err := os.MkdirTemp("", "mkstage1-")
 	if err != nil {
@@ -124,7 +144,7 @@ func run(args []string, stderr io.Writer) error {
 	if image == "" {
 		image = filepath.Join(tmp, "image")
 	}
-	m, err := pack(f, *src, image, tmp)
+	m, err := pack(f, *src, image, tmp, *buildID)
 	if err != nil {
 		return err
 	}
@@ -141,7 +161,7 @@ func run(args []string, stderr io.Writer) error {
 }
 
 // pack lays out the image directory: rootfs/ and manifest.
-func pack(f flavor, src, image, tmp string) (*schema.ImageManifest, error) {
+func pack(f flavor, src, image, tmp, buildID string) (*schema.ImageManifest, error) {
 	rootfs := filepath.Join(image, "rootfs")
 	if err := os.RemoveAll(rootfs); err != nil {
 		return nil, err
@@ -153,6 +173,10 @@ func pack(f flavor, src, image, tmp string) (*schema.ImageManifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[stage1.AnnBuild] = buildID
 	m, err := manifest(f, extra)
 	if err != nil {
 		return nil, err
@@ -182,7 +206,7 @@ func manifest(f flavor, extra map[string]string) (*schema.ImageManifest, error) 
 	for k, v := range extra {
 		anns[k] = v
 	}
-	for _, k := range []string{stage1.AnnRun, stage1.AnnEnter, stage1.AnnGC, stage1.AnnStop, stage1.AnnInterfaceVersion, stage1.AnnSystemdVersion} {
+	for _, k := range []string{stage1.AnnRun, stage1.AnnEnter, stage1.AnnGC, stage1.AnnStop, stage1.AnnInterfaceVersion, stage1.AnnSystemdVersion, stage1.AnnBuild} {
 		if v, ok := anns[k]; ok {
 			m.Annotations.Set(types.ACIdentifier(k), v)
 		}
@@ -228,6 +252,15 @@ func goBuild(src, out, pkg string, env ...string) error {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
+}
+
+// srcRoot is the source tree: src, or the module around the working
+// directory.
+func srcRoot(src string) (string, error) {
+	if src != "" {
+		return filepath.Abs(src)
+	}
+	return moduleRoot()
 }
 
 func moduleRoot() (string, error) {

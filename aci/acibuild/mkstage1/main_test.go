@@ -74,3 +74,49 @@ func TestLddPaths(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// The build ID follows the Go sources rkt and the stage1s are built from,
+// and nothing else.
+func TestSourceID(t *testing.T) {
+	src := t.TempDir()
+	write := func(rel, content string) {
+		t.Helper()
+		p := filepath.Join(src, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := func() string {
+		t.Helper()
+		v, err := sourceID(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	write("go.mod", "module x\n")
+	write("stage1-fly/fly/run.go", "package fly\n")
+	first := id()
+	if first != id() {
+		t.Fatal("build ID not deterministic")
+	}
+	// Not sources of a build: tests, VCS data, build.sh's output, docs.
+	write("stage1-fly/fly/run_test.go", "package fly\n")
+	write(".git/objects/x.go", "x")
+	write("build/tmp/gen.go", "x")
+	write("README.md", "x")
+	if got := id(); got != first {
+		t.Fatalf("build ID changed with a non-source file: %s, was %s", got, first)
+	}
+	for _, rel := range []string{"stage1-fly/fly/run.go", "go.sum", "stage0/new.go"} {
+		write(rel, "package changed\n")
+		if got := id(); got == first {
+			t.Fatalf("build ID unchanged after writing %s", rel)
+		} else {
+			first = got
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package fly
 
 import (
 	"fmt"
@@ -42,7 +42,7 @@ func run(log *logger, args []string) error {
 			break
 		}
 	}
-	lockFD, err := lockFDFromEnv()
+	lockFD, err := lockFDFromEnv(log.env)
 	if err != nil {
 		return err
 	}
@@ -172,8 +172,8 @@ func execApp(log *logger, name string, app *appSection, env []string, keepFD, um
 
 // lockFDFromEnv is the pod lock stage0 hands over. It must survive the exec:
 // the pod is "running" exactly as long as the app holds it.
-func lockFDFromEnv() (int, error) {
-	s := os.Getenv(stage1.EnvLockFD)
+func lockFDFromEnv(env Env) (int, error) {
+	s := env(stage1.EnvLockFD)
 	if s == "" {
 		return -1, fmt.Errorf("%s is not set: run must be started by rkt with the pod lock", stage1.EnvLockFD)
 	}

@@ -1,4 +1,4 @@
-package main
+package fly
 
 import (
 	"errors"
@@ -43,7 +43,7 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	flyImage, probeBin = filepath.Join(dir, "image"), filepath.Join(dir, "probe")
 	// fly's image, packed as build.sh packs it.
-	pack := exec.Command(goTool(), "run", "../aci/acibuild/mkstage1", "--dir", flyImage, "fly")
+	pack := exec.Command(goTool(), "run", "../../aci/acibuild/mkstage1", "--dir", flyImage, "fly")
 	if out, err := pack.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "packing fly: %v\n%s", err, out)
 		return 1
