@@ -40,15 +40,17 @@ func Entrypoint(podDir, ann string) (string, int, error) {
 	if err != nil {
 		return "", version, err
 	}
-	return entrypoint(podDir, im, ann, version)
+	ep, err := entrypoint(podDir, im, ann)
+	return ep, version, err
 }
 
-func entrypoint(podDir string, im *schema.ImageManifest, ann string, version int) (string, int, error) {
+// entrypoint is the path of im's entrypoint ann in the pod's stage1 rootfs.
+func entrypoint(podDir string, im *schema.ImageManifest, ann string) (string, error) {
 	ep, ok := im.Annotations.Get(ann)
 	if !ok {
-		return "", version, fmt.Errorf("stage1 %s: %s: %w", im.Name, ann, ErrNoEntrypoint)
+		return "", fmt.Errorf("stage1 %s: %s: %w", im.Name, ann, ErrNoEntrypoint)
 	}
-	return filepath.Join(pod.Stage1RootfsPath(podDir), filepath.Clean("/"+ep)), version, nil
+	return filepath.Join(pod.Stage1RootfsPath(podDir), filepath.Clean("/"+ep)), nil
 }
 
 // stage1Manifest reads the pod's stage1 image manifest and checks its
@@ -166,8 +168,8 @@ func (e *Stage1ExitError) Error() string {
 // this rkt (its stage1.AnnBuild equals stage1.BuildID), the entrypoint's
 // code is the fly package linked into rkt: it runs here, with the same
 // arguments and handover environment, instead of being exec'd. That spares
-// a program start (a third of a fly pod's start on the benchmark machine)
-// and behaves the same; any other stage1 (rkt 1.30's, another build) is
+// a program start (~2 ms, a sixth of a fly pod's start on the benchmark
+// machine) and behaves the same; any other stage1 (rkt 1.30's, another build) is
 // exec'd.
 func ExecRun(p *pod.Pod, r Run) error {
 	dir := p.Path()
@@ -175,7 +177,7 @@ func ExecRun(p *pod.Pod, r Run) error {
 	if err != nil {
 		return err
 	}
-	ep, _, err := entrypoint(dir, im, stage1.AnnRun, version)
+	ep, err := entrypoint(dir, im, stage1.AnnRun)
 	if err != nil {
 		return err
 	}
