@@ -265,8 +265,10 @@ func TestUpgradeStoreAndPods(t *testing.T) {
 	checkHostMountsKept(t, before, c.Dir)
 
 	// image gc removes rkt 1.30's files (kept until now for a rollback);
-	// the images stay, runnable.
-	r = c.ExpectOK(c.Rkt("image", "gc"))
+	// with a grace period longer than the fixture's age the images stay,
+	// runnable. (The default 24 h would depend on the day the test runs:
+	// rkt 1.30 last used them when the fixture was made.)
+	r = c.ExpectOK(c.Rkt("image", "gc", "--grace-period="+(sinceOldestUse(imgs)+24*time.Hour).String()))
 	if !strings.Contains(r.Stdout, "rkt 1.30's image store") {
 		t.Errorf("image gc does not report removing rkt 1.30's files: %v", r)
 	}
@@ -285,6 +287,33 @@ func TestUpgradeStoreAndPods(t *testing.T) {
 		}
 	}
 	c.ExpectOK(c.Run(r130BBShort, "--exec", "/bin/true"))
+
+	// A grace period shorter than the fixture's age removes the image only
+	// rkt 1.30 used (hello) and keeps the one our runs above marked used.
+	c.ExpectOK(c.Rkt("image", "gc", "--grace-period=1h"))
+	left = map[string]bool{}
+	for _, im := range c.Images() {
+		left[im.Name] = true
+	}
+	if left["example.com/hello:1.0.0"] || !left["example.com/bb:1.0.0"] {
+		t.Errorf("after image gc --grace-period=1h, images left: %v (want bb, not hello)", left)
+	}
+}
+
+// sinceOldestUse is how long ago the least recently used of imgs was last
+// used (or imported, if never used).
+func sinceOldestUse(imgs []testutil.ImageEntry) time.Duration {
+	var oldest int64
+	for _, im := range imgs {
+		t := im.LastUsedTime
+		if t == 0 {
+			t = im.ImportTime
+		}
+		if oldest == 0 || t < oldest {
+			oldest = t
+		}
+	}
+	return time.Since(time.Unix(0, oldest))
 }
 
 func importDay(ns int64) string {
