@@ -211,6 +211,8 @@ func initDirs(dataDir string) error {
 			return fmt.Errorf("creating pods directory: %w", err)
 		}
 	}
+	// Also on a directory an older rkt (1.30) made: a few microseconds.
+	markTopDir(filepath.Join(PodsDir(dataDir), dirEmbryo))
 	return nil
 }
 
