@@ -66,7 +66,12 @@ build() {
 	# (stage0/launch.ExecRun).
 	BUILD_ID=$("$B/tmp/mkstage1" build-id)
 	log "building rkt (build $BUILD_ID)"
-	go build -trimpath -ldflags="-s -w -X github.com/rktng/rkt/common/stage1.BuildID=$BUILD_ID" -o "$B/bin/rkt" ./stage0/cmd/rkt
+	# rkt links no fetcher (-tags nofetch): a command that needs one
+	# (fetch, trust, an image not in the store) is handed over to
+	# rkt-fetch, the same CLI with them (stage0/cli/handover.go).
+	local ld="-s -w -X github.com/rktng/rkt/common/stage1.BuildID=$BUILD_ID"
+	go build -trimpath -tags nofetch -ldflags="$ld" -o "$B/bin/rkt" ./stage0/cmd/rkt
+	go build -trimpath -ldflags="$ld" -o "$B/bin/rkt-fetch" ./stage0/cmd/rkt
 	# Reads rkt 1.30's store index when migrating it (aci/migrate).
 	go build -trimpath -ldflags="-s -w" -o "$B/bin/rkt-ql-dump" ./aci/migrate/rkt-ql-dump
 	log "building stage1 images"
@@ -74,7 +79,7 @@ build() {
 	build_host_stage1
 	log "building the sample image"
 	build_sample
-	log "built: $B/bin/rkt, $(cd "$B" && ls stage1-images/*.aci images/*.aci | tr '\n' ' ')"
+	log "built: $B/bin/rkt (and rkt-fetch), $(cd "$B" && ls stage1-images/*.aci images/*.aci | tr '\n' ' ')"
 }
 
 need_root() {
@@ -141,10 +146,14 @@ lint() {
 		echo "go.mod/go.sum are not tidy: run go mod tidy" >&2
 		return 1
 	fi
+	# rkt's own binary is the -tags nofetch build of stage0 (see build):
+	# both variants are checked.
 	log "go vet"
 	go vet ./...
+	go vet -tags nofetch ./stage0/...
 	log "staticcheck"
 	GOFLAGS=-mod=mod go run "$STATICCHECK" ./...
+	GOFLAGS=-mod=mod go run "$STATICCHECK" -tags nofetch ./stage0/...
 }
 
 run_tests() {
@@ -201,6 +210,7 @@ install() {
 	need_root install
 	build
 	install -D -m 0755 "$B/bin/rkt" /usr/bin/rkt
+	install -D -m 0755 "$B/bin/rkt-fetch" /usr/lib/rkt/rkt-fetch
 	install -D -m 0755 "$B/bin/rkt-ql-dump" /usr/lib/rkt/rkt-ql-dump
 	install -d /usr/lib/rkt/stage1-images
 	install -m 0644 "$B"/stage1-images/*.aci /usr/lib/rkt/stage1-images/

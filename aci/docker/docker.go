@@ -25,6 +25,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/rktng/rkt/aci/docker/layercache"
 )
 
 // ErrInsecure: the registry answers over plain HTTP only and that was not
@@ -43,6 +45,10 @@ type LayerProgress interface {
 }
 
 // Options configure pulling.
+// LayerCache is aci/docker/layercache's Cache: the layers kept for the
+// next conversion.
+type LayerCache = layercache.Cache
+
 type Options struct {
 	// Transport carries the requests (TLS roots, dialer, proxy); nil is
 	// http.DefaultTransport.

@@ -53,14 +53,14 @@ func (im *Image) WriteACI(ctx context.Context, w io.Writer) error {
 		}
 		size, _ := l.Size()
 		files[i] = filepath.Join(dir, fmt.Sprintf("%03d", i))
-		if im.opts.Layers.lookup(dg.String(), size, files[i]) {
+		if im.opts.Layers.Lookup(dg.String(), size, files[i]) {
 			continue
 		}
 		if err := im.download(l, dg.String(), size, files[i]); err != nil {
 			return err
 		}
 		if im.opts.Layers != nil {
-			im.opts.Layers.keep(dg.String(), files[i])
+			im.opts.Layers.Keep(dg.String(), files[i])
 		}
 	}
 	if err := Squash(w, m, files); err != nil {

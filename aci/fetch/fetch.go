@@ -38,6 +38,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	"github.com/rktng/rkt/aci/docker"
+	"github.com/rktng/rkt/aci/imagearg"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/aci/trust"
 	"github.com/rktng/rkt/common/config"
@@ -62,28 +63,18 @@ type remover interface {
 	Remove(key string, keepTrees ...string) error
 }
 
-// PullPolicy says when to use the network (rkt's --pull-policy).
-type PullPolicy string
+// PullPolicy says when to use the network (aci/imagearg's).
+type PullPolicy = imagearg.PullPolicy
 
+// The pull policies, as rkt's --pull-policy.
 const (
-	// PullNew uses an image already in the store, fetching only when
-	// there is none (the default of run and prepare).
-	PullNew PullPolicy = "new"
-	// PullUpdate asks the remote again, revalidating with ETag and
-	// honouring Cache-Control max-age (the default of fetch).
-	PullUpdate PullPolicy = "update"
-	// PullNever uses the store only.
-	PullNever PullPolicy = "never"
+	PullNew    = imagearg.PullNew
+	PullUpdate = imagearg.PullUpdate
+	PullNever  = imagearg.PullNever
 )
 
 // ParsePullPolicy parses the flag value.
-func ParsePullPolicy(s string) (PullPolicy, error) {
-	switch p := PullPolicy(s); p {
-	case PullNew, PullUpdate, PullNever:
-		return p, nil
-	}
-	return "", fmt.Errorf("unknown pull policy %q (known: new, update, never)", s)
-}
+func ParsePullPolicy(s string) (PullPolicy, error) { return imagearg.ParsePullPolicy(s) }
 
 // InsecureOptions are the fetch part of --insecure-options.
 type InsecureOptions struct {
@@ -192,8 +183,9 @@ var (
 	ErrMismatch = errors.New("image is not the one asked for")
 	// ErrDownload: the server or the network failed the download.
 	ErrDownload = errors.New("download failed")
-	// ErrBadReference: the image argument cannot be parsed.
-	ErrBadReference = errors.New("bad image reference")
+	// ErrBadReference: the image argument cannot be parsed
+	// (aci/imagearg's).
+	ErrBadReference = imagearg.ErrBadReference
 )
 
 // New returns a Fetcher. It fails when the options contradict each other.

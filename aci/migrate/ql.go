@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rktng/rkt/aci/store"
+	"github.com/rktng/rkt/common/libexec"
 )
 
 // imageRow is a row of rkt 1.30's aciinfo table.
@@ -65,31 +66,26 @@ type DumpRemote struct {
 	DownloadTime time.Time `json:"downloadtime"`
 }
 
-// HelperName is the helper's file name: it is looked for next to the
-// running rkt, then in /usr/lib/rkt.
+// HelperName is the helper's file name (found by common/libexec).
 const HelperName = "rkt-ql-dump"
 
 // ErrNoHelper: the helper that reads ql.db is not installed.
-var ErrNoHelper = errors.New(HelperName + " not found (it is installed with rkt, in /usr/lib/rkt)")
+var ErrNoHelper = errors.New(HelperName + " not found (it is installed with rkt, in " + libexec.Dir + ")")
 
 // helperPath overrides where the helper is looked for (tests).
 var helperPath string
 
 func findHelper() (string, error) {
-	var candidates []string
 	if helperPath != "" {
-		candidates = append(candidates, helperPath)
-	}
-	if exe, err := os.Executable(); err == nil {
-		candidates = append(candidates, filepath.Join(filepath.Dir(exe), HelperName))
-	}
-	candidates = append(candidates, filepath.Join("/usr/lib/rkt", HelperName))
-	for _, c := range candidates {
-		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
-			return c, nil
+		if fi, err := os.Stat(helperPath); err == nil && fi.Mode().IsRegular() {
+			return helperPath, nil
 		}
 	}
-	return "", ErrNoHelper
+	p, err := libexec.Find(HelperName)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoHelper, err)
+	}
+	return p, nil
 }
 
 // readIndex reads rkt 1.30's ql.db from a copy made in a scratch

@@ -5,8 +5,9 @@
 #   DEB_VERSION     package version (default: rkt's version, revision 1)
 #   DEB_MAINTAINER  the Maintainer field
 #
-# Layout: /usr/bin/rkt; /usr/lib/rkt/rkt-ql-dump (reads a rkt 1.30 store when
-# migrating it); /usr/lib/rkt/stage1-images/{stage1-host,stage1-fly}.aci
+# Layout: /usr/bin/rkt; /usr/lib/rkt/rkt-fetch (rkt with the fetchers, which
+# rkt hands fetching over to); /usr/lib/rkt/rkt-ql-dump (reads a rkt 1.30
+# store when migrating it); /usr/lib/rkt/stage1-images/{stage1-host,stage1-fly}.aci
 # (the CNI plugins live inside stage1-host.aci); the units in
 # /usr/lib/systemd/system; tmpfiles.d and sysusers.d entries; bash, zsh and
 # fish completion; one man page per command (dist/genman); README, copyright,
@@ -22,7 +23,7 @@ out=$2
 src=$(cd "$(dirname "$0")/../.." && pwd)
 here=$src/dist/deb
 
-for f in bin/rkt bin/rkt-ql-dump stage1-images/stage1-host.aci stage1-images/stage1-fly.aci images/hello.aci images/hello.aci.asc sample-key/pubkey.gpg; do
+for f in bin/rkt bin/rkt-fetch bin/rkt-ql-dump stage1-images/stage1-host.aci stage1-images/stage1-fly.aci images/hello.aci images/hello.aci.asc sample-key/pubkey.gpg; do
 	if [ ! -s "$B/$f" ]; then
 		echo "build-deb: $B/$f missing (the package needs the default stage1: apt-get install systemd-container, then ./build.sh)" >&2
 		exit 1
@@ -53,6 +54,7 @@ gz() { # gz FILE: gzip -9n in place
 }
 
 inst 0755 "$B/bin/rkt" usr/bin/rkt
+inst 0755 "$B/bin/rkt-fetch" usr/lib/rkt/rkt-fetch
 inst 0755 "$B/bin/rkt-ql-dump" usr/lib/rkt/rkt-ql-dump
 for s in stage1-host stage1-fly; do
 	inst 0644 "$B/stage1-images/$s.aci" "usr/lib/rkt/stage1-images/$s.aci"

@@ -8,9 +8,10 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
-	"github.com/rktng/rkt/aci/docker"
+	"github.com/rktng/rkt/aci/docker/layercache"
 	"github.com/rktng/rkt/aci/migrate"
 	"github.com/rktng/rkt/aci/store"
+	"github.com/rktng/rkt/common/libexec"
 	"github.com/rktng/rkt/common/pod"
 	"github.com/rktng/rkt/stage0/images"
 )
@@ -20,12 +21,12 @@ import (
 // directory.
 const (
 	defaultStage1File     = "stage1-host.aci"
-	systemStage1ImagesDir = "/usr/lib/rkt/stage1-images"
+	systemStage1ImagesDir = libexec.Dir + "/stage1-images"
 )
 
 // dockerLayers is where docker layers are kept for later conversions.
-func (g *globals) dockerLayers() *docker.LayerCache {
-	return &docker.LayerCache{Dir: filepath.Join(g.Dir, "docker-layers")}
+func (g *globals) dockerLayers() *layercache.Cache {
+	return &layercache.Cache{Dir: filepath.Join(g.Dir, "docker-layers")}
 }
 
 // pruneDockerLayers drops the kept docker layers no stored image is made

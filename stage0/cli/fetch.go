@@ -37,6 +37,10 @@ func addFetchFlags(cmd *cobra.Command, f *fetchFlags) {
 // runFetch prints each image's ID on its own line, rkt's short form
 // unless --full; clients take the last.
 func runFetch(g *globals, f fetchFlags, args []string) error {
+	if !fetching {
+		// Even an image in the store: fetch's output is rkt-fetch's.
+		return &handOverError{what: "fetch"}
+	}
 	if len(f.Signatures) > len(args) {
 		return usageErrorf("more --signature flags than images")
 	}

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/appc/spec/schema/types"
-
 	"github.com/spf13/cobra"
 
-	"github.com/rktng/rkt/aci/docker"
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/stage0/images"
 )
@@ -55,8 +52,8 @@ func resolveStored(st *store.Store, arg string) (string, error) {
 			return key, nil
 		}
 	}
-	if key, ok := dockerStored(st, arg); ok {
-		return key, nil
+	if key, ok, err := dockerStored(st, arg); err != nil || ok {
+		return key, err
 	}
 	infos, err := st.FindByName(arg)
 	if err == nil && len(infos) > 0 {
@@ -69,27 +66,6 @@ func resolveStored(st *store.Store, arg string) (string, error) {
 		return latest.ID, nil
 	}
 	return "", fmt.Errorf("image %q: %w", arg, store.ErrNotFound)
-}
-
-// dockerStored finds an image fetched from docker:// under the name it was
-// fetched by ("docker://127.0.0.1:5000/vasu/container:1.0", with or
-// without the scheme): the store knows it by its converted appc name and
-// its tag (or digest) as the version label.
-func dockerStored(st *store.Store, arg string) (string, bool) {
-	ref, err := docker.ParseReference(strings.TrimPrefix(arg, "docker://"))
-	if err != nil {
-		return "", false
-	}
-	name, err := docker.ImageName(ref)
-	if err != nil {
-		return "", false
-	}
-	version := ref.Tag()
-	if version == "" {
-		version = ref.Digest()
-	}
-	key, err := st.GetACI(name, types.Labels{{Name: "version", Value: version}})
-	return key, err == nil
 }
 
 func newImageCatManifestCommand(g *globals) *cobra.Command {

@@ -31,8 +31,18 @@ func runImageRm(g *globals, args []string) error {
 	imgsInUse := imagesOfTrees(st, active)
 	var errs *multierror.Error
 	removed := 0
-	for _, a := range args {
-		key, err := resolveStored(st, a)
+	// All arguments are resolved before any image goes: a hand-over to
+	// rkt-fetch (a docker name) runs the command again from the start.
+	resolved := make([]string, len(args))
+	resolveErrs := make([]error, len(args))
+	for i, a := range args {
+		resolved[i], resolveErrs[i] = resolveStored(st, a)
+		if _, ok := asHandOver(resolveErrs[i]); ok {
+			return resolveErrs[i]
+		}
+	}
+	for i := range args {
+		key, err := resolved[i], resolveErrs[i]
 		if err == nil && imgsInUse[key] {
 			err = fmt.Errorf("image %s is used by a prepared or running pod (remove the pod first): %w", shortImageID(key, 32), errImageInUse)
 		} else if err == nil {

@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/spf13/cobra"
 )
 
@@ -30,24 +27,5 @@ func runImageVerify(g *globals, sigs, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := g.newFetcher(st, "new")
-	if err != nil {
-		return err
-	}
-	for i, a := range args {
-		sig := ""
-		if i < len(sigs) {
-			sig = sigs[i]
-		}
-		v, err := f.VerifyImage(context.Background(), a, sig)
-		if err != nil {
-			return err
-		}
-		if v.Signer == nil {
-			fmt.Fprintf(g.stdout, "%s: %s: signature not checked (--insecure-options=image)\n", a, v.Name)
-			continue
-		}
-		fmt.Fprintf(g.stdout, "%s: %s: signed by %s\n", a, v.Name, v.Signer)
-	}
-	return nil
+	return verifyImages(g, st, sigs, args)
 }

@@ -151,6 +151,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
+	if h, ok := asHandOver(err); ok {
+		err = handOver(g, h, args)
+	}
 	if perr := g.stopFlagProfile(); err == nil {
 		err = perr
 	}

@@ -1,18 +1,7 @@
 package cli
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"os"
-
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
-
-	"github.com/rktng/rkt/aci/fetch"
-	"github.com/rktng/rkt/aci/trust"
 )
 
 func init() {
@@ -42,8 +31,7 @@ func newTrustCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// runTrust stores keys in the local configuration's trust store, after the
-// user has reviewed their fingerprints (answered on a terminal only).
+// runTrust checks the flags; trustKeys (fetching.go) stores the keys.
 func runTrust(g *globals, f trustFlags, keys []string) error {
 	if f.Prefix == "" && !f.Root {
 		return usageErrorf("--prefix or --root is required")
@@ -54,34 +42,5 @@ func runTrust(g *globals, f trustFlags, keys []string) error {
 	if f.Root && len(keys) == 0 {
 		return usageErrorf("--root needs key files or URLs")
 	}
-	cfg, err := g.config()
-	if err != nil {
-		return err
-	}
-	client, err := fetch.NewHTTPClient(fetch.ClientOptions{InsecureTLS: g.insecure.TLS, AllowHTTP: f.InsecureAllowHTTP})
-	if err != nil {
-		return err
-	}
-	var in io.Reader
-	if file, ok := g.stdin.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
-		in = file
-	}
-	headers := fetch.AuthHeaders(cfg)
-	added, err := g.keystore().Trust(context.Background(), trust.TrustOptions{
-		Prefix:                f.Prefix,
-		Root:                  f.Root,
-		Keys:                  keys,
-		SkipFingerprintReview: f.SkipFingerprintReview,
-		TrustKeysFromHTTPS:    g.TrustKeysFromHTTPS,
-		InsecureAllowHTTP:     f.InsecureAllowHTTP,
-		InsecureSkipTLSVerify: g.insecure.TLS,
-		HTTP:                  client,
-		Header:                func(u *url.URL) http.Header { return headers(u) },
-		Out:                   g.stderr,
-		In:                    in,
-	})
-	for _, a := range added {
-		fmt.Fprintf(g.stderr, "Added key for prefix %q at %q\n", a.Prefix, a.Path)
-	}
-	return err
+	return trustKeys(g, f, keys)
 }

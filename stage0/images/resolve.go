@@ -15,7 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
-	"github.com/rktng/rkt/aci/fetch"
+	"github.com/rktng/rkt/aci/imagearg"
 	"github.com/rktng/rkt/aci/store"
 )
 
@@ -23,19 +23,19 @@ import (
 // --insecure-options=image was not given.
 var ErrUntrusted = errors.New("image signature not verified")
 
-// PullPolicy is aci/fetch's: when the network is asked again.
-type PullPolicy = fetch.PullPolicy
+// PullPolicy is aci/imagearg's: when the network is asked again.
+type PullPolicy = imagearg.PullPolicy
 
 // Pull policies, as rkt's --pull-policy.
 const (
-	PullNew    = fetch.PullNew
-	PullUpdate = fetch.PullUpdate
-	PullNever  = fetch.PullNever
+	PullNew    = imagearg.PullNew
+	PullUpdate = imagearg.PullUpdate
+	PullNever  = imagearg.PullNever
 )
 
 // ParsePullPolicy validates the --pull-policy value s.
 func ParsePullPolicy(s string) (PullPolicy, error) {
-	p, err := fetch.ParsePullPolicy(s)
+	p, err := imagearg.ParsePullPolicy(s)
 	if err != nil {
 		return "", fmt.Errorf("--pull-policy: %w", err)
 	}
@@ -43,8 +43,9 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 }
 
 // Fetcher fetches what is not a local file or store reference: https,
-// discovery names, docker, OCI archives. It is provided by aci/fetch, which
-// applies the pull policy it was made with.
+// discovery names, docker, OCI archives, and verifies signed files. It is
+// provided by aci/fetch, which applies the pull policy it was made with (or,
+// in rkt's binary that links no fetcher, by a hand-over to rkt-fetch).
 type Fetcher interface {
 	FetchImage(ref, sigPath string) (key string, err error)
 }
@@ -65,14 +66,14 @@ type Resolver struct {
 
 // Resolve returns the store key of the image arg, importing it if needed.
 // sigPath is the --signature given for it, if any. Arguments are
-// classified by fetch.ParseRef, as the fetcher does.
+// classified by aci/imagearg, as the fetcher classifies them.
 func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
-	ref, err := fetch.ParseRef(arg)
+	ref, err := imagearg.Parse(arg)
 	if err != nil {
 		return "", err
 	}
 	switch ref.Kind {
-	case fetch.KindFile:
+	case imagearg.KindFile:
 		if !r.InsecureImage {
 			// Signed files go through the fetcher, which verifies them
 			// against the trust store while it imports.
@@ -82,13 +83,13 @@ func (r *Resolver) Resolve(arg, sigPath string) (string, error) {
 			return r.Remote.FetchImage(arg, sigPath)
 		}
 		return r.importFile(ref.Path)
-	case fetch.KindID:
+	case imagearg.KindID:
 		key, err := r.Store.ResolveKey(arg)
 		if err != nil {
 			return "", fmt.Errorf("image %q: %w", arg, err)
 		}
 		return key, nil
-	case fetch.KindName:
+	case imagearg.KindName:
 		if r.Policy != PullUpdate {
 			key, err := r.byName(arg)
 			if err == nil || !errors.Is(err, store.ErrNotFound) || r.Policy == PullNever || r.Remote == nil {

@@ -189,15 +189,21 @@ func build() (*Artifacts, error) {
 	if stage1 == "" {
 		stage1 = "fly"
 	}
-	targets := map[string]string{a.Rkt: "./stage0/cmd/rkt", a.Inspect: "./tests/inspect",
+	// rkt is built as build.sh builds it: without the fetchers, which it
+	// hands over to rkt-fetch (next to it) when a command needs them.
+	targets := []buildTarget{
+		{out: a.Rkt, pkg: "./stage0/cmd/rkt", tags: "nofetch", stamp: true},
+		{out: filepath.Join(dir, "rkt-fetch"), pkg: "./stage0/cmd/rkt", stamp: true},
+		{out: a.Inspect, pkg: "./tests/inspect"},
 		// Found next to rkt when it migrates a rkt 1.30 store.
-		filepath.Join(dir, "rkt-ql-dump"): "./aci/migrate/rkt-ql-dump"}
+		{out: filepath.Join(dir, "rkt-ql-dump"), pkg: "./aci/migrate/rkt-ql-dump"},
+	}
 	packer := filepath.Join(dir, "mkstage1")
 	var buildID string
 	if stage1 == "fly" || stage1 == "host" {
 		// rkt gets the build ID the packer gives the stage1 image, as
 		// build.sh does: it runs its own build's fly in process.
-		if err := goBuild(root, packer, "./aci/acibuild/mkstage1"); err != nil {
+		if err := goBuild(root, packer, "./aci/acibuild/mkstage1", ""); err != nil {
 			return nil, err
 		}
 		if buildID, err = packerBuildID(root, packer); err != nil {
@@ -208,15 +214,15 @@ func build() (*Artifacts, error) {
 	// running them side by side mostly overlaps linking.
 	var wg sync.WaitGroup
 	errs := make(chan error, len(targets))
-	for out, pkg := range targets {
+	for _, t := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var x []string
-			if out == a.Rkt && buildID != "" {
+			if t.stamp && buildID != "" {
 				x = append(x, "-X", "github.com/rktng/rkt/common/stage1.BuildID="+buildID)
 			}
-			errs <- goBuild(root, out, pkg, x...)
+			errs <- goBuild(root, t.out, t.pkg, t.tags, x...)
 		}()
 	}
 	wg.Wait()
@@ -250,9 +256,17 @@ func build() (*Artifacts, error) {
 	return a, nil
 }
 
-// goBuild builds pkg as a static binary; ldflags are added to -s -w.
-func goBuild(root, out, pkg string, ldflags ...string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w "+strings.Join(ldflags, " "), "-o", out, pkg)
+// buildTarget is a binary the functional tests build: stamp links in the
+// stage1 build ID.
+type buildTarget struct {
+	out, pkg, tags string
+	stamp          bool
+}
+
+// goBuild builds pkg as a static binary with the build tags tags (comma
+// separated); ldflags are added to -s -w.
+func goBuild(root, out, pkg, tags string, ldflags ...string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-tags="+tags, "-ldflags=-s -w "+strings.Join(ldflags, " "), "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

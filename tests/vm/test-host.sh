@@ -58,7 +58,7 @@ share=$B/vm-share
 img=${RKT_VM_IMAGE:-/var/tmp/vmcheck/img}
 rm -rf "$share" && mkdir -p "$share"
 log "test-host: the test binary and its artifacts"
-cp "$B/bin/rkt" "$B/stage1-images/stage1-host.aci" tests/vm/guest.sh "$share/"
+cp "$B/bin/rkt" "$B/bin/rkt-fetch" "$B/stage1-images/stage1-host.aci" tests/vm/guest.sh "$share/"
 go build -trimpath -ldflags="-s -w" -o "$share/inspect" ./tests/inspect
 go test -c -o "$share/tests.test" ./tests
 log "test-host: the guest image ($img)"

@@ -1,4 +1,4 @@
-package docker
+package layercache
 
 import (
 	"os"
@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-func TestLayerCache(t *testing.T) {
-	c := &LayerCache{Dir: t.TempDir()}
+func TestCache(t *testing.T) {
+	c := &Cache{Dir: t.TempDir()}
 	work := t.TempDir()
 	const a, b = "sha256:aaaa", "sha256:bbbb"
-	if c.lookup(a, 3, filepath.Join(work, "0")) {
+	if c.Lookup(a, 3, filepath.Join(work, "0")) {
 		t.Fatal("an empty cache gave a layer")
 	}
 	for _, d := range []string{a, b} {
@@ -18,12 +18,12 @@ func TestLayerCache(t *testing.T) {
 		if err := os.WriteFile(f, []byte("abc"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c.keep(d, f)
+		c.Keep(d, f)
 	}
-	if c.lookup(a, 4, filepath.Join(work, "1")) {
+	if c.Lookup(a, 4, filepath.Join(work, "1")) {
 		t.Error("a cached layer of the wrong size was given")
 	}
-	if !c.lookup(a, 3, filepath.Join(work, "2")) {
+	if !c.Lookup(a, 3, filepath.Join(work, "2")) {
 		t.Fatal("a kept layer was not given back")
 	}
 	if b, err := os.ReadFile(filepath.Join(work, "2")); err != nil || string(b) != "abc" {
@@ -41,7 +41,7 @@ func TestLayerCache(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("prune: %d, %v; want 1 layer removed", n, err)
 	}
-	if !c.lookup(a, 3, filepath.Join(work, "3")) || c.lookup(b, 3, filepath.Join(work, "4")) {
+	if !c.Lookup(a, 3, filepath.Join(work, "3")) || c.Lookup(b, 3, filepath.Join(work, "4")) {
 		t.Error("prune kept the wrong layers")
 	}
 	// The image goes: its record and then its layer go.

@@ -1,4 +1,8 @@
-package docker
+// Package layercache keeps the compressed layers of docker images rkt
+// converted, by digest, for the next conversion. It is apart from
+// aci/docker so that image gc and image rm prune it without linking the
+// registry client.
+package layercache
 
 import (
 	"bufio"
@@ -9,7 +13,7 @@ import (
 	"strings"
 )
 
-// LayerCache keeps the compressed layers of converted images by digest, so
+// Cache keeps the compressed layers of converted images by digest, so
 // that an image sharing a layer with one converted before (a common base
 // image) downloads only the layers it lacks. The store keeps only the
 // squashed ACI, which cannot give a layer back.
@@ -18,22 +22,22 @@ import (
 // drops the records of images gone from the store and the layers no record
 // names. Layers arrive by link and records by rename, so a fetch killed at
 // any point leaves at worst an unrecorded layer, which Prune removes.
-type LayerCache struct {
+type Cache struct {
 	Dir string
 }
 
-func (c *LayerCache) blob(digest string) string {
+func (c *Cache) blob(digest string) string {
 	return filepath.Join(c.Dir, "blobs", strings.Replace(digest, ":", "-", 1))
 }
 
-func (c *LayerCache) record(key string) string {
+func (c *Cache) record(key string) string {
 	return filepath.Join(c.Dir, "images", key)
 }
 
-// lookup links the cached layer, when it is there whole, to file (in the
+// Lookup links the cached layer, when it is there whole, to file (in the
 // conversion's own directory, so that a Prune beside this fetch cannot
 // take it away) and reports whether it did.
-func (c *LayerCache) lookup(digest string, size int64, file string) bool {
+func (c *Cache) Lookup(digest string, size int64, file string) bool {
 	if c == nil {
 		return false
 	}
@@ -45,10 +49,10 @@ func (c *LayerCache) lookup(digest string, size int64, file string) bool {
 	return os.Link(p, file) == nil
 }
 
-// keep links a downloaded (and verified) layer file into the cache. The
+// Keep links a downloaded (and verified) layer file into the cache. The
 // cache is only a saving: a layer it cannot take (another file system, a
 // full disk) is downloaded again next time.
-func (c *LayerCache) keep(digest, file string) {
+func (c *Cache) Keep(digest, file string) {
 	p := c.blob(digest)
 	if os.MkdirAll(filepath.Dir(p), 0o700) == nil {
 		_ = os.Link(file, p)
@@ -57,7 +61,7 @@ func (c *LayerCache) keep(digest, file string) {
 
 // Record notes that the image stored under key is made of the layers
 // digests.
-func (c *LayerCache) Record(key string, digests []string) error {
+func (c *Cache) Record(key string, digests []string) error {
 	if strings.ContainsAny(key, "/\x00") || key == "" || key[0] == '.' {
 		return fmt.Errorf("layer cache: bad image key %q", key)
 	}
@@ -79,7 +83,7 @@ func (c *LayerCache) Record(key string, digests []string) error {
 // Prune removes the records of images for which exists is false, then
 // the layers that no remaining record names (a conversion under way has
 // its own links to its layers). It returns how many layers it removed.
-func (c *LayerCache) Prune(exists func(key string) bool) (int, error) {
+func (c *Cache) Prune(exists func(key string) bool) (int, error) {
 	recs, err := os.ReadDir(filepath.Join(c.Dir, "images"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("layer cache: %w", err)
