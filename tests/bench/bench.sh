@@ -209,8 +209,14 @@ bench_second() {
 	"$RKT" --dir="$d" --insecure-options=image run --stage1-path="$FLY" "$W/big.aci" >/dev/null
 	"$RKT" --dir="$d" --insecure-options=image run --stage1-path="$FLY" "$W/tiny.aci" >/dev/null
 	results=$W/second-raw
+	# The order alternates pair by pair: whichever runs second in a pair
+	# runs after the other's gc and sync, and a fixed order weighed on one
+	# side (medians 12.2 against 10.7 ms with the fastest runs at 1.00).
+	local order
 	for i in $(seq "$n"); do
-		for img in big tiny; do
+		order="big tiny"
+		[ $((i % 2)) -eq 0 ] && order="tiny big"
+		for img in $order; do
 			t -n 1 -name "$img-second-run" -setup "$RKT --dir=$d gc --grace-period=0 >/dev/null 2>&1 || true; sync" -- \
 				"$RKT" --dir="$d" --insecure-options=image run --stage1-path="$FLY" "$W/$img.aci"
 		done
