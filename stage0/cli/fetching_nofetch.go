@@ -7,8 +7,6 @@ package cli
 // functions here are fetching.go's, doing that.
 
 import (
-	"strings"
-
 	"github.com/rktng/rkt/aci/store"
 	"github.com/rktng/rkt/stage0/images"
 )
@@ -38,12 +36,9 @@ func verifyImages(*globals, *store.Store, []string, []string) error {
 	return &handOverError{what: "verifying images"}
 }
 
-// dockerStored hands over when the name may be a docker reference: only
-// rkt-fetch parses those as the registry client does. resolveStored asks
-// here only when the store knows the argument by no other name.
+// dockerStored hands over: only rkt-fetch parses docker references as the
+// registry client does. resolveStored asks here only when the argument is
+// no image ID and the store knows it by no appc name.
 func dockerStored(_ *store.Store, arg string) (string, bool, error) {
-	if strings.HasPrefix(arg, "sha512-") {
-		return "", false, nil
-	}
 	return "", false, &handOverError{what: "looking up docker image " + arg}
 }
